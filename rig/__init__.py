@@ -1,0 +1,1 @@
+"""rig: hardware-in-the-loop tests for Afero-style boards."""

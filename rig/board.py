@@ -1,0 +1,39 @@
+"""A board as tests see it: its name, its inventory entry, and the drivers for its parts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rig.console import Console
+from rig.inventory import BoardConfig
+from rig.power import PowerSupply
+
+
+@dataclass
+class Board:
+    """One board in use by this run; built by `rig.lab.Lab`, given to tests as `board`."""
+
+    name: str
+    config: BoardConfig
+    power: PowerSupply
+    console: Console
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self.config.capabilities
+
+    @property
+    def banner(self) -> re.Pattern[str]:
+        return re.compile(self.config.console.banner)
+
+    def boot(self, off_s: float | None = None, timeout_s: float | None = None) -> str:
+        """Power-cycle and wait for the boot banner; returns the firmware version it prints."""
+        self.power.cycle(off_s)
+        return self.wait_for_banner(timeout_s)
+
+    def wait_for_banner(self, timeout_s: float | None = None) -> str:
+        timeout = timeout_s or self.config.console.boot_timeout_s
+        match = self.console.expect(self.banner, timeout=timeout)
+        groups = match.groupdict()
+        return groups.get("version") or match.group(0)

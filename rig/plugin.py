@@ -1,0 +1,191 @@
+"""The pytest plugin: `--board`, the `board` fixture and its parts, capability markers.
+
+It only composes: the inventory says which boards exist, `rig.lab.Lab` sets them up with the
+drivers, and this module maps that onto pytest (options, parametrization, fixtures, xdist
+grouping, report header). Board errors reach the user as one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig import inventory
+from rig.board import Board
+from rig.errors import RigError
+from rig.lab import Lab
+
+DEFAULT_BOARD = "emulated"
+_STATE = pytest.StashKey["RigSession"]()
+
+
+class RigSession:
+    """What the plugin knows about this run; the inventory is read only when a test needs it."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.selector: str = config.getoption("rig_board") or DEFAULT_BOARD
+        self.boards_file = inventory.find_boards_file(
+            config.getoption("rig_boards_file"), Path(str(config.rootpath))
+        )
+        self._inventory: inventory.Inventory | None = None
+        self._names: list[str] | None = None
+        self.lab: Lab | None = None
+
+    def inventory(self) -> inventory.Inventory:
+        if self._inventory is None:
+            self._inventory = inventory.load(self.boards_file)
+        return self._inventory
+
+    def names(self) -> list[str]:
+        """The selected boards; a bad selection or inventory is a usage error."""
+        if self._names is None:
+            try:
+                self._names = self.inventory().select(self.selector)
+            except RigError as exc:
+                raise pytest.UsageError(f"rig: {exc}") from None
+        return self._names
+
+    def open_lab(self) -> Lab:
+        if self.lab is None:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            log_dir = self.config.getoption("rig_log_dir")
+            run_dir = Path(log_dir) if log_dir else Path(str(self.config.rootpath)) / ".rig"
+            stamp = os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+            self.lab = Lab(
+                self.inventory(),
+                log_dir=run_dir / "logs" / stamp,
+                state_dir=Path(tempfile.mkdtemp(prefix=f"rig-state-{worker}-")),
+                lock_timeout_s=self.config.getoption("rig_lock_timeout"),
+            )
+        return self.lab
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rig", "rig hardware-in-the-loop")
+    group.addoption(
+        "--board",
+        dest="rig_board",
+        default=os.environ.get("RIG_BOARD"),
+        help=f"board(s) to test: a name, a comma list, all, or tag:T "
+        f"(default: $RIG_BOARD, else {DEFAULT_BOARD})",
+    )
+    group.addoption(
+        "--boards-file",
+        dest="rig_boards_file",
+        default=None,
+        help="the lab inventory (default: $RIG_BOARDS_FILE, else the nearest boards.yaml)",
+    )
+    group.addoption(
+        "--lock-timeout",
+        dest="rig_lock_timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for a board another run holds (default 60)",
+    )
+    group.addoption(
+        "--rig-log-dir",
+        dest="rig_log_dir",
+        default=None,
+        help="where console and double logs go (default: .rig/ under the rootdir)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(*capabilities): skip on boards lacking a capability (e.g. 'tap')"
+    )
+    # One worker per board: xdist's plain 'load' would hand a board's tests to two workers.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+    config.stash[_STATE] = RigSession(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_STATE, None)
+    if session is not None and session.lab is not None:
+        session.lab.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[_STATE]
+    try:
+        inv = state.inventory()
+        names = inv.select(state.selector)
+    except RigError as exc:
+        return [f"rig: {str(exc).splitlines()[0]}"]
+    shown = ", ".join(f"{n} ({inv.boards[n].kind}, {inv.boards[n].device_type})" for n in names)
+    return [f"rig: boards {shown} from {inv.path}"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "board" in metafunc.fixturenames:
+        names = metafunc.config.stash[_STATE].names()
+        metafunc.parametrize("board", names, indirect=True, ids=names, scope="session")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Pin each board's tests to one xdist worker; skip tests a board cannot serve."""
+    state = config.stash[_STATE]
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("board") if callspec else None
+        if name is None:
+            continue
+        item.add_marker(pytest.mark.xdist_group(f"board-{name}"))
+        capabilities = state.inventory().boards[name].capabilities
+        for mark in item.iter_markers("requires"):
+            missing = [cap for cap in mark.args if cap not in capabilities]
+            if missing:
+                item.add_marker(
+                    pytest.mark.skip(reason=f"board {name!r} lacks {', '.join(missing)}")
+                )
+
+
+@pytest.fixture(scope="session")
+def rig_lab(pytestconfig: pytest.Config) -> Lab:
+    """The boards this process holds (locked, set up lazily, released at the end)."""
+    return pytestconfig.stash[_STATE].open_lab()
+
+
+@pytest.fixture(scope="session")
+def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
+    """The board under test: `.name`, `.power`, `.console`, `.boot()`."""
+    name = getattr(request, "param", None)
+    if name is None:
+        pytest.fail("the board fixture is parametrized by rig's --board option", pytrace=False)
+    try:
+        ready = rig_lab.board(name)
+    except RigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield ready
+
+
+@pytest.fixture(autouse=True)
+def _console_marks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Mark each test's start and end in the board's console log, to find its slice later."""
+    if "board" not in request.fixturenames:
+        yield
+        return
+    board: Board = request.getfixturevalue("board")
+    board.console.mark(f"test start: {request.node.nodeid}")
+    yield
+    board.console.mark(f"test end: {request.node.nodeid}")
+
+
+@pytest.fixture
+def power(board: Board):
+    """The board's power supply driver (on/off/cycle/measure)."""
+    return board.power
+
+
+@pytest.fixture
+def console(board: Board):
+    """The board's console (expect/expect_exact/sendline)."""
+    return board.console

@@ -1,0 +1,43 @@
+"""The walking skeleton on any board: power it through VISA, read it on its console."""
+
+import pytest
+
+from rig.console import ConsoleTimeout
+
+
+@pytest.mark.requires("power", "console")
+def test_power_cycle_shows_banner_with_version(board):
+    version = board.boot(timeout_s=5)
+    assert version, "the banner names no firmware version"
+    expected = board.config.double.firmware_version if board.config.double else None
+    if expected:
+        assert version == expected
+
+
+@pytest.mark.requires("power", "current")
+def test_current_follows_the_output(board):
+    board.boot(timeout_s=5)
+    on_amps = board.power.measure_current()
+    board.power.off()
+    off_amps = board.power.measure_current()
+    assert board.power.is_on() is False
+    assert on_amps > 0.001, f"{on_amps * 1000:.2f} mA drawn with the output on"
+    assert off_amps < 0.0005, f"{off_amps * 1000:.3f} mA drawn with the output off"
+    assert on_amps > 10 * max(off_amps, 1e-6)
+
+
+@pytest.mark.requires("power", "console")
+def test_board_is_silent_when_off(board):
+    board.boot(timeout_s=5)
+    board.power.off()
+    board.console.sendline("version")
+    with pytest.raises(ConsoleTimeout):
+        board.console.expect(r"firmware version: \S+", timeout=0.5)
+
+
+@pytest.mark.requires("console")
+def test_version_command_round_trip(board):
+    banner_version = board.boot(timeout_s=5)
+    board.console.sendline("version")
+    match = board.console.expect(r"firmware version: (?P<version>\S+)", timeout=3)
+    assert match.group("version") == banner_version
