@@ -100,10 +100,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires(*capabilities): skip on boards lacking a capability (e.g. 'tap')"
     )
-    # One worker per board: xdist's plain 'load' would hand a board's tests to two workers.
-    if getattr(config.option, "dist", "no") == "load":
-        config.option.dist = "loadgroup"
     config.stash[_STATE] = RigSession(config)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under `-n N` (xdist's default `--dist load`), keep each board's tests on one worker."""
+    if config.getoption("dist") != "load":
+        return None
+    from rig.scheduling import BoardScheduling
+
+    try:
+        names = config.stash[_STATE].inventory().select(config.stash[_STATE].selector)
+    except RigError:
+        return None  # the usage error is raised where the board is first needed
+    return BoardScheduling(config, log, boards=names)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -131,14 +142,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Pin each board's tests to one xdist worker; skip tests a board cannot serve."""
+    """Skip tests a board cannot serve, before any board is touched."""
     state = config.stash[_STATE]
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("board") if callspec else None
         if name is None:
             continue
-        item.add_marker(pytest.mark.xdist_group(f"board-{name}"))
         capabilities = state.inventory().boards[name].capabilities
         for mark in item.iter_markers("requires"):
             missing = [cap for cap in mark.args if cap not in capabilities]

@@ -1,0 +1,18 @@
+"""Helpers shared by the framework's own tests."""
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"):
+    """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)  # sleep-ok: polling interval of a deadline-bounded wait
