@@ -88,7 +88,8 @@ class PowerSupply:
             self.close()
             raise PowerError(
                 f"{where}: nothing answered *IDN? within {self.timeout_s:g} s. Check it is "
-                "powered, that the port is its SCPI port, and that it uses \\n terminations."
+                "powered and reachable, that the port is its SCPI port and uses \\n "
+                f"terminations, and boards.{self.name}.power.resource in boards.yaml."
             ) from None
         return self.identity
 

@@ -17,13 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from rig.double.spec import EmulatedBoardSpec
-from rig.errors import RigError
+from rig.double.spec import DoubleError, EmulatedBoardSpec
 from rig.inventory import BoardConfig, DoubleConfig, PowerConfig
-
-
-class DoubleError(RigError):
-    """The board double did not start or did not say where its boards are."""
 
 
 def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> EmulatedBoardSpec:

@@ -1,5 +1,6 @@
 """The console driver on real pseudo-terminals and a real TCP socket."""
 
+import contextlib
 import os
 import re
 import socket
@@ -19,10 +20,8 @@ def pty_pair():
     path = os.ttyname(slave)
     yield master, path
     for fd in (master, slave):
-        try:
+        with contextlib.suppress(OSError):  # a test may have closed it already
             os.close(fd)
-        except OSError:
-            pass
 
 
 @pytest.fixture

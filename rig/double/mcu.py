@@ -1,0 +1,180 @@
+"""The emulated MCU: a debug console on a pseudo-terminal, alive only while it has power.
+
+Tests reach it with pyserial exactly as they reach a USB-UART, so the console code under test is
+the real one. The double keeps the slave end open itself (no EIO on the master when no client is
+attached) and never blocks on output: like a UART with nobody listening, bytes nobody reads are
+lost. Every write happens under the state lock after a state check, so once `power()` returns
+with the board off, not one more byte comes out.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import threading
+import time
+import tty
+
+from rig.double.spec import EmulatedBoardSpec
+
+OFF, BOOTING, IDLE = "off", "booting", "idle"
+MAX_INPUT_LINE = 256  # the firmware's line buffer; longer input is discarded
+_LINE_END = re.compile(rb"[\r\n]")
+
+
+class EmulatedMcu:
+    """Boot timing, console commands and current draw of one emulated board."""
+
+    def __init__(self, spec: EmulatedBoardSpec, *, rng: random.Random | None = None) -> None:
+        self.spec = spec
+        self._rng = rng or random.Random()
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # no echo, no CR/LF translation until a client configures it
+        os.set_blocking(self._master, False)
+        self.port = os.ttyname(self._slave)
+        self._wake_r, self._wake_w = os.pipe()
+        self._cond = threading.Condition()
+        self._state = OFF
+        self._closed = False
+        self._boot_at = 0.0  # when power came on (or the last reboot): uptime counts from here
+        self._banner_at: float | None = None
+        self._input = b""
+        self.dropped_bytes = 0  # output lost because nobody read the console
+        self.commands_handled = 0
+        self._threads = [
+            threading.Thread(target=self._boot_loop, name=f"mcu-boot-{spec.name}", daemon=True),
+            threading.Thread(target=self._read_loop, name=f"mcu-read-{spec.name}", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def state(self) -> str:
+        """One of OFF, BOOTING, IDLE."""
+        with self._cond:
+            return self._state
+
+    def power(self, on: bool, volts: float, amps_limit: float) -> None:
+        """The supply output changed. Too little voltage or current is a brown-out: no boot."""
+        spec = self.spec
+        powered = on and volts >= spec.min_volts and amps_limit >= spec.boot_amps
+        with self._cond:
+            if self._closed or powered == (self._state != OFF):
+                return  # e.g. 3.3 V -> 3.4 V while running: the board does not notice
+            if powered:
+                self._start_boot()
+            else:
+                self._state, self._banner_at, self._input = OFF, None, b""
+            self._cond.notify_all()
+
+    def draw(self) -> float:
+        """Current the board takes right now, in amps."""
+        with self._cond:
+            state = self._state
+        if state == BOOTING:
+            return self.spec.boot_amps
+        if state == IDLE:
+            return self.spec.idle_amps * (1 + self._rng.uniform(-0.02, 0.02))
+        return self._rng.uniform(-0.00005, 0.00005)
+
+    def close(self) -> None:
+        """Stop both threads and close the terminal. Safe to call twice."""
+        with self._cond:
+            if self._closed:
+                return
+            self._closed, self._state = True, OFF
+            self._cond.notify_all()
+        os.write(self._wake_w, b"x")
+        for thread in self._threads:
+            thread.join()
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            os.close(fd)
+
+    def __enter__(self) -> EmulatedMcu:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- under self._cond ----------------------------------------------------------------------
+
+    def _start_boot(self) -> None:
+        now = time.monotonic()
+        self._state, self._boot_at, self._banner_at = BOOTING, now, now + self.spec.boot_s
+        self._input = b""
+        self._cond.notify_all()
+
+    def _write_lines(self, *lines: str) -> None:
+        """Non-blocking: whatever the terminal cannot take now is lost, as on a real UART."""
+        data = "".join(f"{line}\r\n" for line in lines).encode()
+        try:
+            written = os.write(self._master, data)
+        except OSError:  # EAGAIN: the buffer is full because nobody reads
+            written = 0
+        self.dropped_bytes += len(data) - written
+
+    def _banner(self) -> None:
+        spec = self.spec
+        self._write_lines(
+            "=== rig emulated MCU ===",
+            f"board: {spec.name}  device_type: {spec.device_type}",
+            f"firmware version: {spec.firmware_version}",
+            "ready",
+        )
+
+    def _answer(self, command: str) -> None:
+        self.commands_handled += 1
+        if command == "version":
+            self._write_lines(f"firmware version: {self.spec.firmware_version}")
+        elif command == "status":
+            uptime_ms = int((time.monotonic() - self._boot_at) * 1000)
+            self._write_lines(f"state: idle uptime_ms: {uptime_ms}")
+        elif command == "reboot":
+            self._write_lines("rebooting")
+            self._start_boot()
+        else:
+            self._write_lines(f"unknown command: {command}")
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def _boot_loop(self) -> None:
+        """Turn BOOTING into IDLE when the boot time is up, printing the banner."""
+        with self._cond:
+            while not self._closed:
+                if self._state == BOOTING and self._banner_at is not None:
+                    remaining = self._banner_at - time.monotonic()
+                    if remaining <= 0:
+                        self._state, self._banner_at = IDLE, None
+                        self._banner()
+                        continue
+                    self._cond.wait(remaining)
+                else:
+                    self._cond.wait()
+
+    def _read_loop(self) -> None:
+        """Take what the client typed; answer whole lines while the firmware is running."""
+        while True:
+            ready, _, _ = select.select([self._master, self._wake_r], [], [])
+            if self._wake_r in ready:
+                return
+            try:
+                data = os.read(self._master, 4096)
+            except BlockingIOError:
+                continue
+            except OSError:  # cannot happen while we hold the slave open; do not spin if it does
+                select.select([self._wake_r], [], [])
+                return
+            with self._cond:
+                if self._state != IDLE:
+                    continue  # off or booting: nothing is listening on the UART
+                *lines, self._input = _LINE_END.split(self._input + data)
+                if len(self._input) > MAX_INPUT_LINE:
+                    self._input = b""
+                for raw in lines:
+                    command = raw.decode("ascii", "replace").strip()
+                    if command and self._state == IDLE:  # `reboot` stops the rest of the chunk
+                        self._answer(command)
+                if self._state != IDLE:
+                    self._input = b""

@@ -1,0 +1,161 @@
+"""Run emulated boards: for each, a supply model behind an SCPI server, wired to an MCU console.
+
+`serve()` is what `rig double --json` runs in its own process: it announces where each board's
+power supply and console are, then waits for SIGTERM/SIGINT and takes everything down, leaving no
+thread behind. Signals only poke a pipe, so a second Ctrl-C during shutdown is harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TextIO
+
+from rig.double.mcu import EmulatedMcu
+from rig.double.psu import PsuModel
+from rig.double.scpi_server import ScpiServer
+from rig.double.spec import DoubleError, EmulatedBoardSpec
+
+
+@dataclass(frozen=True)
+class EmulatedBoard:
+    """The running parts of one emulated board (tests may poke the models directly)."""
+
+    spec: EmulatedBoardSpec
+    psu: PsuModel
+    server: ScpiServer
+    mcu: EmulatedMcu
+
+    def info(self) -> dict[str, object]:
+        return {
+            "board": self.spec.name,
+            "power": self.server.resource,
+            "console": self.mcu.port,
+            "model": self.spec.model,
+            "channel": self.spec.channel,
+        }
+
+    def close(self) -> None:
+        self.server.close()  # first: no client can switch the MCU on while it is closing
+        self.mcu.close()
+
+
+def _start_board(spec: EmulatedBoardSpec) -> EmulatedBoard:
+    mcu = EmulatedMcu(spec)
+
+    def on_output(channel: int, on: bool, volts: float, amps_limit: float) -> None:
+        if channel == spec.channel:
+            mcu.power(on, volts, amps_limit)
+
+    def draw(channel: int) -> float:
+        return mcu.draw() if channel == spec.channel else 0.0
+
+    psu = PsuModel(spec.model, on_output=on_output, draw=draw)
+    try:
+        server = ScpiServer(psu)
+    except BaseException:
+        mcu.close()
+        raise
+    return EmulatedBoard(spec, psu, server, mcu)
+
+
+class Double:
+    """All emulated boards of one run; started on construction, stopped by `close()`."""
+
+    def __init__(self, specs: Iterable[EmulatedBoardSpec]) -> None:
+        specs = list(specs)
+        names = [spec.name for spec in specs]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise DoubleError(f"emulated board names must be unique: {', '.join(duplicates)}")
+        self.boards: dict[str, EmulatedBoard] = {}
+        try:
+            for spec in specs:
+                self.boards[spec.name] = _start_board(spec)
+        except OSError as exc:
+            self.close()
+            raise DoubleError(
+                f"could not start the board double for {spec.name!r}: {exc} "
+                "(out of pseudo-terminals or local ports?)"
+            ) from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def info(self) -> list[dict[str, object]]:
+        """Where each board is: {"board", "power" (VISA resource), "console", "model", ...}."""
+        return [board.info() for board in self.boards.values()]
+
+    def close(self) -> None:
+        """Stop every board and join all their threads. Safe to call twice."""
+        while self.boards:
+            _, board = self.boards.popitem()
+            board.close()
+
+    def __enter__(self) -> Double:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT -> a byte in a pipe; `wait()` returns once one has arrived."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __enter__(self) -> _StopSignals:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
+        return self
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(OSError):  # pipe full after many signals: one byte is enough
+            os.write(self._write, b"\0")
+
+    def wait(self) -> None:
+        select.select([self._read], [], [])  # PEP 475: retried after each handler runs
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        os.close(self._read)
+        os.close(self._write)
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    header = ("BOARD", "MODEL", "CH", "POWER", "CONSOLE")
+    cells = [header] + [
+        (str(r["board"]), str(r["model"]), str(r["channel"]), str(r["power"]), str(r["console"]))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]  # fmt: skip
+    return "\n".join(lines) + "\n\nboard double ready; stop it with Ctrl-C or SIGTERM\n"
+
+
+def serve(specs: Iterable[EmulatedBoardSpec], *, as_json: bool, out: TextIO | None = None) -> int:
+    """Run the double until SIGTERM or SIGINT; announce the boards on `out` (default stdout).
+
+    With `as_json`, one JSON object per board per line, so a parent process can read them as they
+    come. Must run in the main thread (it installs signal handlers). Returns the exit code, 0.
+    """
+    out = out if out is not None else sys.stdout
+    with _StopSignals() as stop, Double(specs) as double:
+        rows = double.info()
+        if as_json:
+            out.write("".join(json.dumps(row) + "\n" for row in rows))
+        else:
+            out.write(_table(rows))
+        out.flush()
+        stop.wait()
+    return 0
