@@ -35,6 +35,7 @@ class RigSession:
         )
         self._inventory: inventory.Inventory | None = None
         self._names: list[str] | None = None
+        self.problem: str | None = None  # why no board could be selected, said once collected
         self.lab: Lab | None = None
 
     def inventory(self) -> inventory.Inventory:
@@ -43,12 +44,12 @@ class RigSession:
         return self._inventory
 
     def names(self) -> list[str]:
-        """The selected boards; a bad selection or inventory is a usage error."""
+        """The selected boards; empty, with `problem` set, when the selection cannot be made."""
         if self._names is None:
             try:
                 self._names = self.inventory().select(self.selector)
             except RigError as exc:
-                raise pytest.UsageError(f"rig: {exc}") from None
+                self._names, self.problem = [], str(exc)
         return self._names
 
     def open_lab(self) -> Lab:
@@ -142,8 +143,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests a board cannot serve, before any board is touched."""
+    """Stop on a bad --board or inventory; skip tests a board cannot serve, touching none."""
     state = config.stash[_STATE]
+    if state.problem and any("board" in getattr(i, "fixturenames", ()) for i in items):
+        # Raised here, not while collecting, so pytest prints one line and exits 4.
+        raise pytest.UsageError(f"rig: {state.problem}")
     for item in items:
         callspec = getattr(item, "callspec", None)
         name = callspec.params.get("board") if callspec else None
@@ -171,9 +175,11 @@ def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
     if name is None:
         pytest.fail("the board fixture is parametrized by rig's --board option", pytrace=False)
     try:
-        ready = rig_lab.board(name)
+        ready, problem = rig_lab.board(name), None
     except RigError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        ready, problem = None, str(exc)
+    if problem:  # failed outside the except block, so pytest shows no chained traceback
+        pytest.fail(problem, pytrace=False)
     yield ready
 
 

@@ -1,0 +1,156 @@
+"""The pytest plugin, run for real on inner pytest sessions against emulated boards."""
+
+import re
+import textwrap
+
+import pytest
+
+from rig import inventory
+from rig.lab import Lab
+from rig.lock import BoardLock
+
+TWO_BOARDS = """
+boards:
+  alpha:
+    kind: emulated
+    device_type: blinky
+    power: {off_s: 0.05}
+    double: {firmware_version: 1.1.0}
+    tags: [ci]
+  bravo:
+    kind: emulated
+    device_type: kettle
+    power: {model: rigol-dp832, channel: 2, off_s: 0.05}
+    double: {firmware_version: 2.0.3}
+    tags: [ci, nightly]
+"""
+
+BOARD_TESTS = """
+import pytest
+
+def test_boots(board):
+    assert board.boot(timeout_s=5) == board.config.double.firmware_version
+
+@pytest.mark.requires("power", "console")
+def test_draws_current(board):
+    board.boot(timeout_s=5)
+    assert board.power.measure_current() > 0.001
+
+@pytest.mark.requires("teleporter")
+def test_needs_what_no_board_has(board):
+    raise AssertionError("must be skipped before the board is touched")
+
+def test_without_board():
+    pass
+"""
+
+
+@pytest.fixture
+def lab_dir(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("RIG_BOARD", raising=False)
+    monkeypatch.delenv("RIG_BOARDS_FILE", raising=False)
+    pytester.makefile(".yaml", boards=TWO_BOARDS)
+    pytester.makepyfile(test_boards=BOARD_TESTS)
+    return pytester
+
+
+def test_each_selected_board_runs_each_board_test(lab_dir):
+    result = lab_dir.runpytest("--board", "alpha,bravo", "-v", "-rs")
+    result.assert_outcomes(passed=5, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "rig: boards alpha (emulated, blinky), bravo (emulated, kettle) from *boards.yaml",
+            "*test_boots?alpha? PASSED*",
+            "*test_boots?bravo? PASSED*",
+            "SKIPPED * board 'alpha' lacks teleporter",
+        ]
+    )
+
+
+def test_tag_selector(lab_dir):
+    result = lab_dir.runpytest("--board", "tag:nightly", "-v", "-k", "boots")
+    result.assert_outcomes(passed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*test_boots?bravo? PASSED*"])
+
+
+def test_misspelt_board_is_a_usage_error_not_a_traceback(lab_dir):
+    result = lab_dir.runpytest("--board", "alhpa")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stderr.str()
+    assert "no board named 'alhpa'" in text and "did you mean 'alpha'?" in text
+    assert "Traceback" not in text + result.stdout.str()
+
+
+def test_broken_inventory_is_reported_with_file_and_line(lab_dir):
+    lab_dir.makefile(".yaml", boards="boards:\n  alpha:\n    kind: emulated\n    devise_type: x\n")
+    result = lab_dir.runpytest("--board", "alpha")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*boards.yaml:4: boards.alpha.devise_type: unknown key 'devise_type'*did you mean*"]
+    )
+
+
+def test_tests_without_a_board_need_no_inventory(pytester, monkeypatch):
+    monkeypatch.delenv("RIG_BOARDS_FILE", raising=False)
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest("--board", "nonesuch")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_held_board_makes_the_second_run_wait_then_name_the_holder(lab_dir, tmp_path):
+    inv = inventory.load(lab_dir.path / "boards.yaml")
+    key = Lab(inv, log_dir=tmp_path, state_dir=tmp_path).lock_key("alpha")
+    held = BoardLock(key, board="alpha", lock_dir=tmp_path / "locks")
+    held.acquire(1)
+    try:
+        result = lab_dir.runpytest("--board", "alpha", "--lock-timeout", "0.3", "-k", "boots")
+    finally:
+        held.release()
+    result.assert_outcomes(errors=1)
+    text = result.stdout.str()
+    assert "board 'alpha' could not be set up: board 'alpha' is in use by pid" in text
+    assert "waited 0.3 s" in text
+    assert "Traceback" not in text
+
+
+def test_board_that_cannot_be_set_up_fails_fast_with_one_message(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
+    pytester.makefile(
+        ".yaml",
+        boards=textwrap.dedent(
+            f"""
+            boards:
+              bench-1:
+                device_type: blinky
+                console: {{port: {tmp_path}/ttyUSB-unplugged}}
+                power: {{resource: "TCPIP0::127.0.0.1::1::SOCKET"}}
+            """
+        ),
+    )
+    pytester.makepyfile("def test_a(board): pass\ndef test_b(board): pass\n")
+    result = pytester.runpytest("--board", "bench-1")
+    result.assert_outcomes(errors=2)
+    text = result.stdout.str()
+    expected = "board 'bench-1' could not be set up: bench-1: console "
+    assert text.count(expected) == 2, text
+    assert "ttyUSB-unplugged: cannot open it: it does not exist" in text
+    assert "During handling" not in text
+    assert "boards.bench-1.console.port" in text
+    assert "Traceback" not in text
+
+
+def test_each_board_stays_on_one_xdist_worker(lab_dir):
+    lab_dir.makepyfile(
+        test_more="\n".join(
+            f"def test_banner_{i}(board):\n    assert board.boot(timeout_s=5)\n" for i in range(4)
+        )
+    )
+    result = lab_dir.runpytest_subprocess("--board", "alpha,bravo", "-n", "2", "-v")
+    result.assert_outcomes(passed=13, skipped=2)
+    workers: dict[str, set[str]] = {"alpha": set(), "bravo": set()}
+    for line in result.stdout.lines:
+        found = re.search(r"\[(gw\d)\].*(PASSED|SKIPPED).*\[(alpha|bravo)\]", line)
+        if found:
+            workers[found.group(3)].add(found.group(1))
+    assert all(len(used) == 1 for used in workers.values()), workers
