@@ -116,10 +116,13 @@ class PowerSupply:
             self._reopen()
         assert self._session is not None
         try:
-            if query:
-                return self._session.query(command).strip()
-            self._session.write(command)
-            return ""
+            try:
+                return self._exchange(command, query)
+            except errors.InvalidSession:
+                # Someone closed the shared ResourceManager under us: start afresh, once.
+                self._session = self._manager = None
+                self._reopen()
+                return self._exchange(command, query)
         except errors.VisaIOError as exc:
             timed_out = exc.error_code == constants.StatusCode.error_timeout
             self.close()  # a late reply must never answer the next query
@@ -135,6 +138,13 @@ class PowerSupply:
                 f"{self.name}: power supply {self.resource}: connection lost during {command!r}"
                 f" ({exc}); it will be reopened on the next command"
             ) from None
+
+    def _exchange(self, command: str, query: bool) -> str:
+        assert self._session is not None
+        if query:
+            return self._session.query(command).strip()
+        self._session.write(command)
+        return ""
 
     def _query(self, command: str) -> str:
         return self._io(command, query=True)

@@ -59,8 +59,7 @@ def test_announces_every_board_and_they_are_real(double_process):
         assert b"firmware version: 3.1.4" in banner
     finally:
         port.close()
-        psu.close()
-        rm.close()
+        psu.close()  # not rm.close(): the manager is shared by every session in this process
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])

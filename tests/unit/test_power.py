@@ -127,3 +127,18 @@ def test_unknown_visa_library_is_a_clear_error():
     psu = PowerSupply("TCPIP0::x::5025::SOCKET", visa_library="@nonesuch", name="bench-1")
     with pytest.raises(PowerError, match="cannot open it"):
         psu.open()
+
+
+def test_survives_the_shared_resource_manager_being_closed(double):
+    """pyvisa shares one ResourceManager per library in a process: another user closing it
+    must not leave this board's supply unusable."""
+    import pyvisa
+
+    info = double["generic-board"]
+    psu = PowerSupply(str(info["power"]), timeout_s=1.0, name="generic-board")
+    psu.open()
+    pyvisa.ResourceManager("@py").close()
+    psu.on()
+    assert psu.is_on()
+    psu.off()
+    psu.close()
