@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print one JSON object per board once ready")  # fmt: skip
     double.add_argument("--state-dir", help="folder for the boards' persistent state (flash)")
     double.set_defaults(run=cmd_double)
+
+    from rig.cli_ota import register
+
+    register(commands)
     return parser
 
 

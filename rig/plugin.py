@@ -20,6 +20,8 @@ from rig.board import Board
 from rig.errors import RigError
 from rig.lab import Lab
 
+pytest_plugins = ["rig.plugin_ota"]  # the OTA fixtures live in their own module
+
 DEFAULT_BOARD = "emulated"
 _STATE = pytest.StashKey["RigSession"]()
 
@@ -160,6 +162,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(
                     pytest.mark.skip(reason=f"board {name!r} lacks {', '.join(missing)}")
                 )
+
+
+@pytest.fixture(scope="session")
+def rig_session(pytestconfig: pytest.Config) -> RigSession:
+    """This run's view of the lab: the inventory and the selected boards."""
+    return pytestconfig.stash[_STATE]
 
 
 @pytest.fixture(scope="session")

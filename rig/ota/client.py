@@ -1,0 +1,359 @@
+"""One client for the OTA API, over httpx: the plugin, the CLI and the double all use it.
+
+It speaks the public paths to any server (rig's local service or a remote one) and the
+local-only paths to rig's service; against a server without them it says so plainly. Every
+refused request becomes an `OtaClientError` carrying the service's rule and message.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from rig.errors import RigError
+
+TERMINAL_STATES = frozenset(
+    {"SUCCEEDED", "DECLINED", "ABORTED_BY_MCU", "VERIFY_FAILED", "APPLY_FAILED", "INTERRUPTED",
+     "TIMED_OUT", "CANCELED", "SUPERSEDED"}
+)  # fmt: skip
+UPLOAD_CHUNK = 256 * 1024
+
+
+class OtaClientError(RigError):
+    """The OTA service refused a request (or could not be reached)."""
+
+    def __init__(self, message: str, *, status: int = 0, rule: str = "", hint: str = "") -> None:
+        self.status, self.rule, self.message, self.hint = status, rule, message, hint
+        super().__init__(f"{message}{f' ({hint})' if hint else ''}")
+
+
+class LocalOnlyError(OtaClientError):
+    """A local-only feature was asked of a server that does not have it."""
+
+
+def refusal(base_url: str, method: str, path: str, response: httpx.Response) -> OtaClientError:
+    """The typed error for a refused request, from the service's JSON body when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict) or "rule" not in body:
+        if path.startswith("/v1/local/") and response.status_code in (404, 405):
+            return LocalOnlyError(
+                f"{method} {path} is a local-only feature of rig's OTA service; the server "
+                f"at {base_url} does not offer it (use service: local in boards.yaml)",
+                status=response.status_code,
+                rule="LOCAL_ONLY",
+            )
+        text = body.get("detail") if isinstance(body, dict) else None
+        message = f"{method} {path}: HTTP {response.status_code} {text or response.text[:200]}"
+        return OtaClientError(message, status=response.status_code)
+    return OtaClientError(
+        body.get("message", ""), status=response.status_code,
+        rule=body.get("rule", ""), hint=body.get("hint", ""),
+    )  # fmt: skip
+
+
+class OtaClient:
+    """A partner's view of one OTA server."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        partner: str,
+        token: str,
+        account: str | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.partner = partner
+        self.account = account or partner
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+        )
+        self.ota = f"/v1/ota/partners/{partner}"
+        self.local = f"/v1/local/partners/{partner}"
+
+    @classmethod
+    def remote(cls, base_url: str, *, partner: str, account: str, token_env: str) -> OtaClient:
+        """A client for a remote server, its token read from the environment variable named."""
+        token = os.environ.get(token_env)
+        if not token:
+            raise OtaClientError(f"the OTA token variable {token_env} is not set: export it "
+                                 "with the partner's bearer token")  # fmt: skip
+        return cls(base_url, partner=partner, token=token, account=account)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OtaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transport -----------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send one request; JSON answer (None for an empty one), or OtaClientError."""
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise OtaClientError(f"OTA service {self.base_url} unreachable: {exc}") from None
+        if response.status_code >= 400:
+            raise refusal(self.base_url, method, path, response)
+        if not response.content:
+            return None
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return response.json()
+        return response.content
+
+    def pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+        """Every element of a paged list, page after page."""
+        page = 0
+        while True:
+            body = self.request("GET", path, params={**(params or {}), "page": page, "size": 200})
+            yield from body["content"]
+            page += 1
+            if page >= body["totalPages"]:
+                return
+
+    # -- image types (R1, R2) ------------------------------------------------------------------
+
+    def image_types(self) -> list[dict]:
+        return list(self.pages(f"{self.ota}/types"))
+
+    def image_type(self, type_: int) -> dict:
+        return self.request("GET", f"{self.ota}/types/{type_}")
+
+    def add_image_type(self, name: str, description: str = "", type_: int | None = None) -> dict:
+        body: dict[str, Any] = {"name": name, "description": description}
+        if type_ is not None:
+            body["type"] = type_
+        return self.request("POST", f"{self.ota}/types", json=body)
+
+    def edit_image_type(
+        self, type_: int, *, name: str | None = None, description: str | None = None
+    ) -> dict:
+        body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+        return self.request("PUT", f"{self.ota}/types/{type_}", json=body)
+
+    # -- binaries and the image pool (R4, R5, R7) ----------------------------------------------
+
+    def upload_binary(self, source: Path | bytes) -> str:
+        """Stage bytes; returns their SHA-256 as the service computed it."""
+        if isinstance(source, bytes):
+            content: Any = source
+        else:
+            content = _chunks(Path(source))
+        headers = {"Content-Type": "application/octet-stream"}
+        return self.request("POST", f"{self.ota}/binaries", content=content, headers=headers)[
+            "value"
+        ]
+
+    def move_to_repository(self, sha256: str) -> str:
+        return self.request(
+            "POST", f"{self.ota}/binaries/moveToRepository", json={"value": sha256}
+        )["value"]
+
+    def create_image(self, **record: Any) -> dict:
+        return self.request("POST", f"{self.ota}/pool", json=record)
+
+    def upload_image(
+        self,
+        source: Path | bytes,
+        *,
+        type_: int,
+        name: str,
+        version: str,
+        description: str = "",
+        tags: Iterable[str] = (),
+        device_types: Iterable[str] = (),
+    ) -> dict:
+        """The OTA Manager's three-step upload wizard, then the associations, as one call."""
+        url = self.move_to_repository(self.upload_binary(source))
+        image = self.create_image(
+            name=name, description=description or name, type=type_, version=version,
+            url=url, tags=list(tags),
+        )  # fmt: skip
+        for device_type in device_types:
+            self.associate(device_type, type_, image["versionNumber"])
+        return self.image(type_, image["versionNumber"]) if device_types else image
+
+    def images(
+        self, *, type_: int | None = None, device_type: str | None = None, tags: Iterable[str] = ()
+    ) -> list[dict]:
+        params: dict[str, Any] = {}
+        if type_ is not None:
+            params["type"] = type_
+        if device_type:
+            params["deviceTypeId"] = device_type
+        if tags:
+            params["tags"] = ",".join(tags)
+        return list(self.pages(f"{self.ota}/pool", params))
+
+    def image(self, type_: int, version_number: str) -> dict:
+        return self.request("GET", f"{self.ota}/pool/types/{type_}/versionNumbers/{version_number}")
+
+    def image_exists(self, type_: int, name: str, version: str) -> bool:
+        path = f"{self.ota}/pool/types/{type_}/names/{name}/versions/{version}/exists"
+        return bool(self.request("GET", path)["value"])
+
+    def tags(self) -> list[str]:
+        return self.request("GET", f"{self.ota}/tags")["tags"]
+
+    # -- associations and push (R6, R8) --------------------------------------------------------
+
+    def associate(self, device_type: str, type_: int, version_number: str) -> Any:
+        return self.request(
+            "POST", f"{self.ota}/deviceTypes/{device_type}/firmwareImages",
+            json={"type": type_, "versionNumber": str(version_number)},
+        )  # fmt: skip
+
+    def associations(self, type_: int, version_number: str) -> dict[str, list[str]]:
+        path = f"{self.ota}/pool/types/{type_}/versionNumbers/{version_number}/associations"
+        return self.request("GET", path)
+
+    def associated_images(self, device_type: str) -> list[dict]:
+        return list(self.pages(f"{self.ota}/deviceTypes/{device_type}/firmwareImages"))
+
+    def push(self, device_type: str, image_id: str, device_id: str) -> dict:
+        path = f"{self.ota}/deviceTypes/{device_type}/firmwareImages/{image_id}/push"
+        return self.request("PUT", path, json={"value": device_id})
+
+    # -- devices -------------------------------------------------------------------------------
+
+    def devices(self) -> list[dict]:
+        return list(
+            self.pages(f"/v1/accounts/{self.account}/devices", {"expansions": "state,attributes"})
+        )
+
+    def device(self, device_id: str) -> dict:
+        return self.request(
+            "GET", f"/v1/accounts/{self.account}/devices/{device_id}",
+            params={"expansions": "state,attributes"},
+        )  # fmt: skip
+
+    # -- local-only: profiles, registration, deployment status ---------------------------------
+
+    def add_device_type(self, device_type: str, name: str = "", description: str = "") -> dict:
+        return self.request(
+            "POST", f"{self.local}/deviceTypes",
+            json={"id": device_type, "name": name or device_type, "description": description},
+        )  # fmt: skip
+
+    def device_types(self) -> list[dict]:
+        return list(self.pages(f"{self.local}/deviceTypes"))
+
+    def publish_profile(self, device_type: str, profile: dict) -> dict:
+        return self.request("PUT", f"{self.local}/deviceTypes/{device_type}/profile", json=profile)
+
+    def publish_export(self, device_type: str, device_type_json: dict, description: dict) -> dict:
+        return self.request(
+            "PUT", f"{self.local}/deviceTypes/{device_type}/profile/export",
+            json={"deviceType": device_type_json, "deviceDescription": description},
+        )  # fmt: skip
+
+    def register_device(self, device_id: str, device_type: str) -> dict:
+        return self.request(
+            "POST", f"{self.local}/devices",
+            json={"deviceId": device_id, "deviceTypeId": device_type, "accountId": self.account},
+        )  # fmt: skip
+
+    def deployments(self, device_id: str | None = None) -> list[dict]:
+        params = {"deviceId": device_id} if device_id else {}
+        return list(self.pages(f"{self.local}/deployments", params))
+
+    def deployment(self, deployment_id: str) -> dict:
+        return self.request("GET", f"{self.local}/deployments/{deployment_id}")
+
+    def cancel(self, deployment_id: str) -> dict:
+        return self.request("POST", f"{self.local}/deployments/{deployment_id}/cancel")
+
+    def wait_for_deployment(
+        self, deployment_id: str, states: Iterable[str] = TERMINAL_STATES, timeout_s: float = 60.0
+    ) -> dict:
+        """Poll until the deployment reaches one of `states`; raise with its history if not."""
+        wanted = set(states)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            record = self.deployment(deployment_id)
+            if record["state"] in wanted:
+                return record
+            if time.monotonic() > deadline:
+                seen = " → ".join(h["state"] for h in record.get("history", []))
+                raise OtaClientError(
+                    f"deployment {deployment_id} did not reach {'/'.join(sorted(wanted))} within "
+                    f"{timeout_s:g} s; it is {record['state']} (history: {seen})"
+                )
+            time.sleep(0.05)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """Stream a file to the server instead of reading it whole."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(UPLOAD_CHUNK):
+            yield chunk
+
+
+class DeviceClient:
+    """The device-facing side of the local service, as an ASR (or a test playing one) uses it."""
+
+    def __init__(self, base_url: str, device_id: str, secret: str, timeout_s: float = 30.0) -> None:
+        self.device_id = device_id
+        self.base = f"/v1/device/{device_id}"
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Device {secret}"},
+            timeout=timeout_s,
+        )
+        self.base_url = base_url
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> DeviceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, self.base + path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise OtaClientError(f"OTA service unreachable for {self.device_id}: {exc}") from None
+        if response.status_code >= 400:
+            raise refusal(self.base_url, method, self.base + path, response)
+        return response
+
+    def checkin(self, versions: dict[int, str]) -> dict | None:
+        body = {"versions": {str(t): str(v) for t, v in versions.items()}}
+        return self._call("POST", "/checkin", json=body).json().get("deployment")
+
+    def next_deployment(self) -> dict | None:
+        response = self._call("GET", "/deployments/next")
+        return None if response.status_code == 204 or not response.content else response.json()
+
+    def download(self, sha256: str, start: int = 0, end: int | None = None) -> bytes:
+        """Bytes [start, end] of an image (HTTP Range), or all of it."""
+        headers = {}
+        if start or end is not None:
+            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return self._call("GET", f"/images/{sha256}", headers=headers).content
+
+    def progress(self, deployment_id: str, state: str, **details: Any) -> dict:
+        body = {"state": state, **details}
+        return self._call("POST", f"/deployments/{deployment_id}/progress", json=body).json()
+
+    def report_attributes(self, attributes: dict[int, Any]) -> Any:
+        body = {"attributes": [{"id": k, "value": v} for k, v in attributes.items()]}
+        return self._call("POST", "/attributes", json=body).json()

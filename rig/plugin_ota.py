@@ -1,0 +1,112 @@
+"""OTA fixtures: the lab's OTA service (local, started here, or remote), its client, the pipeline.
+
+Loaded by rig.plugin. With `ota: {service: local}` in boards.yaml each pytest process runs the
+local service on loopback in a temporary data folder, with a fresh partner token; otherwise the
+client is pointed at the remote server named there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rig.board import Board
+from rig.errors import RigError
+from rig.inventory import OtaConfig
+from rig.ota.client import OtaClient
+from rig.pipeline import Pipeline, Target
+from rig.plugin import RigSession
+
+
+@dataclass(frozen=True)
+class OtaEndpoint:
+    """Where the lab's OTA service is and who we are to it."""
+
+    base_url: str
+    partner: str
+    account: str
+    token: str
+
+    def client(self) -> OtaClient:
+        return OtaClient(self.base_url, partner=self.partner, token=self.token,
+                         account=self.account)  # fmt: skip
+
+
+def _ota_config(session: RigSession) -> tuple[OtaConfig, Path | None]:
+    try:
+        inv = session.inventory()
+    except RigError:
+        return OtaConfig(), None  # tests without a boards.yaml still get a local service
+    return inv.ota, inv.path
+
+
+@pytest.fixture(scope="session")
+def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpoint]:
+    """The OTA service this run uses (started now when boards.yaml says service: local)."""
+    ota, _ = _ota_config(rig_session)
+    account = ota.account or ota.partner
+    if ota.service != "local":
+        token_env = ota.token_env or "RIG_OTA_TOKEN"
+        token = os.environ.get(token_env)
+        if not token:
+            pytest.fail(f"boards.yaml names the OTA server {ota.service}, but {token_env} is not "
+                        "set: export the partner's bearer token in it", pytrace=False)  # fmt: skip
+        yield OtaEndpoint(ota.service, ota.partner, account, token)
+        return
+    from rig.ota.auth import PartnerAuth
+    from rig.ota.serve import LocalService
+
+    token = secrets.token_urlsafe(24)
+    partners = {ota.partner: PartnerAuth(partner_id=ota.partner, token=token, account_id=account)}
+    with LocalService(tmp_path_factory.mktemp("ota-service"), partners) as service:
+        yield OtaEndpoint(service.base_url, ota.partner, account, token)
+
+
+@pytest.fixture(scope="session")
+def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
+    """The OTA client, bound to the lab's partner."""
+    with ota_endpoint.client() as client:
+        yield client
+
+
+@pytest.fixture
+def pipeline(ota: OtaClient) -> Pipeline:
+    """image type → profile → upload → associate → push → outcome, as Allure steps."""
+    return Pipeline(ota)
+
+
+@pytest.fixture
+def ota_target(board: Board, pipeline: Pipeline, rig_session: RigSession) -> Target:
+    """The board as the OTA service knows it: device id, device type, profile; registered."""
+    config = board.config
+    profile = None
+    if config.profile:
+        _, boards_file = _ota_config(rig_session)
+        base = boards_file.parent if boards_file else Path.cwd()
+        profile = (base / config.profile).resolve()
+    target = Target(device_id=config.device_id or board.name, device_type=config.device_type,
+                    profile=profile)  # fmt: skip
+    pipeline.ensure_device(target)
+    return target
+
+
+@pytest.fixture
+def scratch_ota(ota_endpoint: OtaEndpoint, tmp_path: Path) -> Iterator[OtaClient]:
+    """A client on a fresh, empty local service of its own: for tests that must start from
+    nothing or use up a partner's limits. Skipped when the lab's service is a remote server."""
+    if not ota_endpoint.base_url.startswith("http://127.0.0.1"):
+        pytest.skip("needs rig's local OTA service (boards.yaml names a remote one)")
+    from rig.ota.auth import PartnerAuth
+    from rig.ota.serve import LocalService
+
+    auth = PartnerAuth(partner_id="lab", token=secrets.token_urlsafe(16), account_id="lab")
+    with (
+        LocalService(tmp_path / "scratch-ota", {"lab": auth}) as service,
+        OtaClient(service.base_url, partner="lab", token=auth.token) as client,
+    ):
+        yield client
