@@ -92,3 +92,35 @@ def test_no_server_says_how_to_start_one(monkeypatch, capsys, tmp_path):
     boards.write_text("boards:\n  e: {kind: emulated, device_type: blinky}\n")
     assert rig_main(["ota", "types", "-f", str(boards)]) == 1
     assert "rig ota serve" in capsys.readouterr().err
+
+
+def test_local_only_features_say_so_against_a_server_without_them():
+    """A remote server that has only the public API: a real HTTP server answering 404."""
+    import http.server
+    import threading
+
+    from rig.ota.client import LocalOnlyError, OtaClient
+
+    class PublicOnly(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"content": [], "totalPages": 0}' if "/v1/ota/" in self.path else b"nope"
+            self.send_response(200 if "/v1/ota/" in self.path else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PublicOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with OtaClient(f"http://127.0.0.1:{server.server_port}", partner="lab", token="t") as ota:
+            assert ota.image_types() == []  # the public part works
+            with pytest.raises(LocalOnlyError) as caught:
+                ota.device_types()
+    finally:
+        server.shutdown()
+    assert "local-only feature of rig's OTA service" in str(caught.value)
+    assert caught.value.rule == "LOCAL_ONLY"
