@@ -20,7 +20,7 @@ from rig.errors import RigError
 from rig.power_dialects import DIALECTS
 from rig.yaml_source import Problem, YamlSource, dotted
 
-DEFAULT_BANNER = r"firmware version: (?P<version>\S+)"
+DEFAULT_BANNER = r"firmware version: (?P<version>\S+)\r?\n"  # to the line end: never half a version
 UART_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
 LINK_BAUDS = (4800, 9600, 38400, 115200)  # what an Afero profile's UART config allows
 

@@ -39,5 +39,5 @@ def test_board_is_silent_when_off(board):
 def test_version_command_round_trip(board):
     banner_version = board.boot(timeout_s=5)
     board.console.sendline("version")
-    match = board.console.expect(r"firmware version: (?P<version>\S+)", timeout=3)
+    match = board.console.expect(r"firmware version: (?P<version>\S+)\r?\n", timeout=3)
     assert match.group("version") == banner_version

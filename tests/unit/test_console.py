@@ -35,7 +35,7 @@ def console(pty_pair, tmp_path):
 def test_expect_returns_the_match_and_logs_every_line_with_a_timestamp(pty_pair, console):
     master, _ = pty_pair
     os.write(master, b"boot\r\nfirmware version: 2.4.1\r\npartial")
-    match = console.expect(r"firmware version: (?P<v>\S+)", timeout=2)
+    match = console.expect(r"firmware version: (?P<v>\S+)\r\n", timeout=2)
     assert match.group("v") == "2.4.1"
     os.write(master, b" line\r\n")
     console.expect_exact("partial line", timeout=2)
@@ -134,7 +134,7 @@ def test_socket_url_console(tmp_path):
     thread.start()
     with Console(f"socket://127.0.0.1:{port}", name="remote") as con:
         con.sendline("version")
-        assert con.expect(r"version: (\S+)", timeout=3).group(1) == "9.9.9"
+        assert con.expect(r"version: (\S+)\r\n", timeout=3).group(1) == "9.9.9"
         thread.join(timeout=3)
     server.close()
     assert received == [b"version\r\n"]
