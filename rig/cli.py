@@ -89,9 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     double.add_argument("--state-dir", help="folder for the boards' persistent state (flash)")
     double.set_defaults(run=cmd_double)
 
-    from rig.cli_ota import register
+    from rig.cli_image import register as register_image
+    from rig.cli_ota import register as register_ota
 
-    register(commands)
+    register_ota(commands)
+    register_image(commands)
     return parser
 
 
