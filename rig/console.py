@@ -23,10 +23,17 @@ from pexpect.spawnbase import SpawnBase
 
 from rig.errors import RigError
 
-READ_CHUNK = 64 * 1024  # pexpect reads this much at most per step
-SEARCH_WINDOW = 256 * 1024  # how far back a pattern is searched: keeps long logs linear
+READ_CHUNK = 64 * 1024  # pexpect takes this much at most per step (and the reader per read)
+SEARCH_WINDOW = 256 * 1024  # how far back a regex is searched: keeps long logs linear
 UNREAD_LIMIT = 64 * 1024 * 1024  # unread bytes kept for expect; the log keeps everything
 REOPEN_POLL_S = 0.2
+BATCH_WAIT_S = 0.001  # the longest a step waits for a bigger batch (see _Feed.read_nonblocking)
+FLOOD_BYTES = 2048  # a step this big means the port floods (a 115200-baud UART gives a few bytes)
+BIG_WINDOW = 64 * 1024  # unmatched text from which each regex step is worth batching
+
+# pexpect searches only the last SEARCH_WINDOW characters of one step's data: a smaller window
+# would miss a match early in a big step.
+assert SEARCH_WINDOW >= READ_CHUNK
 
 
 class ConsoleError(RigError):
@@ -35,6 +42,49 @@ class ConsoleError(RigError):
 
 class ConsoleTimeout(ConsoleError):
     """An expected pattern did not appear in time."""
+
+
+class _Text:
+    """The part of io.StringIO that pexpect uses for its buffers, kept as a list of str.
+
+    Once seeked and read, StringIO holds UCS-4: reading back a regex's 256 KiB search window after
+    every step converted a megabyte each time. Here an append is a list append, a read one join.
+    """
+
+    __slots__ = ("_parts", "_pos", "_size")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._size = self._pos = 0
+
+    def getvalue(self) -> str:
+        parts = self._parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    def write(self, s: str) -> int:
+        if self._pos == self._size:
+            self._parts.append(s)
+            self._size += len(s)
+        else:  # overwrite from the position, as StringIO does (pexpect only ever appends)
+            text = self.getvalue()
+            self._parts = [text[: self._pos] + s + text[self._pos + len(s) :]]
+            self._size = max(self._size, self._pos + len(s))
+        self._pos += len(s)
+        return len(s)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int) -> int:
+        self._pos = pos
+        return pos
+
+    def read(self) -> str:
+        text = self.getvalue()[self._pos :]
+        self._pos = self._size
+        return text
 
 
 class _Feed(SpawnBase):
@@ -49,10 +99,18 @@ class _Feed(SpawnBase):
             codec_errors="replace",
         )
         self.delayafterread = None  # pexpect sleeps 100 µs per read by default
+        self.buffer_type = _Text
+        self._buffer, self._before = _Text(), _Text()
         self._console = console
+        self._last_step = 0
 
     def read_nonblocking(self, size: int = 1, timeout: float | None = None) -> str:
-        data = self._console._take(size, timeout)
+        # Each step re-searches a regex's whole window (up to SEARCH_WINDOW), and wakes this thread
+        # to take the GIL from the reader: while the port floods, or once the window is large,
+        # wait up to BATCH_WAIT_S for a full step instead of stepping after every chunk.
+        flooding = self._last_step >= FLOOD_BYTES or self._buffer.tell() >= BIG_WINDOW
+        data = self._console._take(size, timeout, size if flooding else 1)
+        self._last_step = len(data)
         return self._decoder.decode(data, final=False)
 
     def send(self, s: str | bytes) -> int:
@@ -75,6 +133,7 @@ class Console:
         self._line_start = True
         self._chunks: collections.deque[bytes] = collections.deque()
         self._unread = 0
+        self._want = 1
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._write_lock = threading.Lock()
@@ -93,8 +152,10 @@ class Console:
         try:
             self._port = self._open_port()
         except (serial.SerialException, OSError, ValueError) as exc:
+            missing = "://" not in self.url and not os.path.exists(self.url)
             raise ConsoleError(
-                f"{self.name}: console {self.url}: cannot open it: {exc}. Check the adapter is "
+                f"{self.name}: console {self.url}: cannot open it: "
+                f"{'it does not exist' if missing else exc}. Check the adapter is "
                 f"plugged in, boards.{self.name}.console.port, and that no other program "
                 "(screen, minicom, another run) holds the port."
             ) from None
@@ -133,13 +194,16 @@ class Console:
     # -- reader thread -------------------------------------------------------------------------
 
     def _pump(self) -> None:
+        port, fd = None, None
         while not self._closing.is_set():
-            port = self._port
+            if self._port is not port:
+                port = self._port
+                fd = _nonblocking_fd(port)
             if port is None:
                 self._wait_for_port()
                 continue
             try:
-                data = port.read(max(1, port.in_waiting))
+                data = _read(port, fd)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 if self._closing.is_set():
                     return
@@ -183,15 +247,22 @@ class Console:
             self._unread += len(data)
             while self._unread > UNREAD_LIMIT:
                 self._unread -= len(self._chunks.popleft())
-            self._cond.notify()
+            if self._unread >= self._want:
+                self._cond.notify()
 
-    def _take(self, size: int, timeout: float | None) -> bytes:
+    def _take(self, size: int, timeout: float | None, want: int = 1) -> bytes:
         """Called by pexpect: up to `size` unread bytes, waiting at most `timeout`."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._chunks or self._closing.is_set(), timeout):
                 raise pexpect.TIMEOUT("console read timed out")
             if not self._chunks:
                 raise pexpect.EOF("console closed")
+            if want > self._unread:
+                self._want = want
+                self._cond.wait_for(
+                    lambda: self._unread >= want or self._closing.is_set(), BATCH_WAIT_S
+                )
+                self._want = 1
             taken, total = [], 0
             while self._chunks and total < size:
                 chunk = self._chunks.popleft()
@@ -236,7 +307,13 @@ class Console:
 
     def expect_exact(self, text: str, timeout: float = 10.0) -> str:
         """Wait for a literal string (faster than a pattern, no escaping needed)."""
-        self._run(lambda: self._feed.expect_exact(text, timeout=timeout), text, timeout)
+        # No search window: pexpect then searches each step plus len(text) - 1 characters before
+        # it, so a literal is looked for everywhere since the last match, each character once.
+        self._run(
+            lambda: self._feed.expect_exact(text, timeout=timeout, searchwindowsize=None),
+            text,
+            timeout,
+        )
         return text
 
     def _run(self, step, pattern: object, timeout: float) -> None:
@@ -258,6 +335,33 @@ class Console:
             f"{timeout:g} s.\n  last lines received since the previous match:\n{shown_tail}\n"
             f"  full log: {self.log_path or '(no log file)'}"
         )
+
+
+def _nonblocking_fd(port: serial.SerialBase | None) -> int | None:
+    """The fd of a local POSIX port, which pyserial keeps non-blocking; None for anything else."""
+    if type(port) is not serial.Serial:  # a URL handler, or a subclass that reads differently
+        return None
+    fd = getattr(port, "fd", None)
+    try:
+        return fd if isinstance(fd, int) and not os.get_blocking(fd) else None
+    except OSError:
+        return None
+
+
+def _read(port: serial.SerialBase, fd: int | None) -> bytes:
+    """What the port has; blocks (in pyserial, so close() can cancel it) only when it has nothing.
+
+    While a local port floods, one os.read per chunk instead of pyserial's ioctl + select + read:
+    the reader shares the GIL with expect, so its cost per chunk bounds the console's throughput.
+    """
+    if fd is not None:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            data = b""
+        if data:  # empty is "nothing yet" (VMIN 0) or a vanished adapter: pyserial tells which
+            return data
+    return port.read(max(1, port.in_waiting))
 
 
 def _shown(pattern: object) -> str:
