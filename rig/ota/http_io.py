@@ -1,20 +1,27 @@
-"""Bytes over HTTP: streamed uploads into the blob store, and ranged downloads.
+"""Bytes over HTTP: streamed uploads into the blob store, ranged downloads, strict JSON bodies.
 
 An upload is never held in memory: octet-stream bodies are read chunk by chunk from the
 request stream, multipart files chunk by chunk from the UploadFile. When the size limit is hit,
 the partial file is gone at once and the rest of the body is read and dropped (up to a cap) so
 the client gets its 413 instead of a broken connection.
+
+JSON bodies are read strictly (`StrictJsonRoute`): Python's reader also takes `NaN`/`Infinity`
+and `\\udc00`-style lone surrogates, which then cannot be stored (SQLite wants UTF-8) or
+answered (a JSON answer has neither), so they are refused as invalid JSON up front.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from rig.ota.blobs import CHUNK, BlobStore, parse_range, read_range
 from rig.ota.errors import OtaError, invalid
@@ -113,3 +120,50 @@ def file_response(path: Path, range_header: str | None, sha256: str) -> Streamin
         media_type="application/octet-stream",
         headers=headers,
     )
+
+
+def _not_json(message: str, doc: str) -> json.JSONDecodeError:
+    return json.JSONDecodeError(message, doc, 0)
+
+
+def strict_json(body: bytes) -> Any:
+    """Standard JSON only: no NaN/Infinity, no text that is not valid Unicode."""
+    doc = body.decode("utf-8", errors="replace")
+
+    def refuse_constant(name: str) -> Any:
+        raise _not_json(f"{name} is not a JSON number", doc)
+
+    value = json.loads(body, parse_constant=refuse_constant)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                bad = item[exc.start : exc.end].encode("unicode_escape").decode()
+                raise _not_json(f"a string holds a lone surrogate ({bad})", doc) from None
+    return value
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = strict_json(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body is read by `strict_json` (a refusal is 422 VALIDATION)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict

@@ -9,10 +9,12 @@ from pydantic import BaseModel, Field
 
 from rig.ota.deploy_states import State
 from rig.ota.deps import device, service
-from rig.ota.http_io import file_response
+from rig.ota.http_io import StrictJsonRoute, file_response
 from rig.ota.service import OtaService
 
-router = APIRouter(prefix="/v1/device/{deviceId}", tags=["device (local-only)"])
+router = APIRouter(
+    prefix="/v1/device/{deviceId}", tags=["device (local-only)"], route_class=StrictJsonRoute
+)
 Svc = Depends(service)
 Device = Depends(device)
 

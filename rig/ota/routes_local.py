@@ -16,12 +16,17 @@ from rig.ota.auth import PartnerAuth
 from rig.ota.deps import account, partner_id, service
 from rig.ota.errors import invalid
 from rig.ota.fleet import EXPANSIONS
+from rig.ota.http_io import StrictJsonRoute
 from rig.ota.paging import PageRequest, page_params
 from rig.ota.profiles import Profile
 from rig.ota.service import OtaService
 
-local = APIRouter(prefix="/v1/local/partners/{partnerId}", tags=["local-only"])
-accounts = APIRouter(prefix="/v1/accounts/{accountId}", tags=["devices"])
+local = APIRouter(
+    prefix="/v1/local/partners/{partnerId}", tags=["local-only"], route_class=StrictJsonRoute
+)
+accounts = APIRouter(
+    prefix="/v1/accounts/{accountId}", tags=["devices"], route_class=StrictJsonRoute
+)
 Svc = Depends(service)
 Partner = Depends(partner_id)
 Page = Depends(page_params)

@@ -9,12 +9,14 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from rig.ota.deps import partner_id, service
-from rig.ota.http_io import UPLOAD_OPENAPI, file_response, receive_upload
+from rig.ota.http_io import UPLOAD_OPENAPI, StrictJsonRoute, file_response, receive_upload
 from rig.ota.paging import PageRequest, page_params
 from rig.ota.pool import parse_tags
 from rig.ota.service import OtaService
 
-router = APIRouter(prefix="/v1/ota/partners/{partnerId}", tags=["partner"])
+router = APIRouter(
+    prefix="/v1/ota/partners/{partnerId}", tags=["partner"], route_class=StrictJsonRoute
+)
 Svc = Depends(service)
 Partner = Depends(partner_id)
 Page = Depends(page_params)
