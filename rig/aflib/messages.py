@@ -1,0 +1,150 @@
+"""afLib commands (SET, GET, UPDATE, …): the one error type and the message codec."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from rig.errors import RigError
+
+
+class ProtocolError(RigError):
+    """Bytes that do not follow the ASR⇆MCU protocol, or a value that cannot be put on the wire."""
+
+
+def hexdump(data: bytes, limit: int = 48) -> str:
+    """Bytes as spaced hex, cut after `limit` so an error message stays one readable line."""
+    text = bytes(data[:limit]).hex(" ")
+    return text + f" … ({len(data)} bytes)" if len(data) > limit else text
+
+
+def check_range(what: str, value: int, bits: int) -> None:
+    """Refuse a field that would be silently truncated on the wire."""
+    if not 0 <= value < 1 << bits:
+        raise ProtocolError(f"{what} {value} does not fit in {bits} bits")
+
+
+class MsgType(IntEnum):
+    SET = 0x0B
+    GET = 0x0C
+    UPDATE = 0x0D
+    UPDATE_REJECTED = 0x29
+    SET_DEFAULT = 0x2A
+
+
+class UpdateState(IntEnum):
+    UPDATED = 0
+    INTERRUPTED = 1
+    UNKNOWN_UUID = 2
+    LENGTH_EXCEEDED = 3
+    CONFLICT = 4
+    FAILED = 5
+    FORBIDDEN = 6
+
+
+class UpdateReason(IntEnum):
+    UNKNOWN = 0
+    LOCAL_OR_MCU_UPDATE = 1
+    SERVICE_SET = 2
+    MCU_SET = 3
+    RELINK = 4
+    REBOOTED = 9
+    CRC_FAIL = 0x0A
+    GET_RESPONSE = 0x0B
+
+
+WITH_STATUS = (MsgType.UPDATE, MsgType.UPDATE_REJECTED)  # carry u8 state, u8 reason
+WITHOUT_VALUE = (MsgType.GET, MsgType.UPDATE_REJECTED)  # stop before u16 value_len
+
+
+@dataclass(frozen=True)
+class Message:
+    """One afLib command. `state`/`reason` belong to UPDATE and UPDATE_REJECTED only.
+
+    Decoded states and reasons are enum members when known and plain ints otherwise: real ASRs
+    send reasons DESIGN does not list, and a sniffer must still show them.
+    """
+
+    type: MsgType
+    request_id: int
+    attr_id: int
+    value: bytes = b""
+    state: UpdateState | int | None = None
+    reason: UpdateReason | int | None = None
+
+
+def encode(msg: Message) -> bytes:
+    """The bytes of `msg` on the wire, its u16 length prefix included."""
+    if msg.type not in MsgType._value2member_map_:
+        raise ProtocolError(f"unknown afLib message type {msg.type!r}")
+    check_range("request id", msg.request_id, 8)
+    check_range("attribute id", msg.attr_id, 16)
+    name = f"{MsgType(msg.type).name} {msg.attr_id}"
+    body = struct.pack("<BBH", msg.type, msg.request_id, msg.attr_id)
+    if msg.type in WITH_STATUS:
+        if msg.state is None or msg.reason is None:
+            raise ProtocolError(f"{name} needs both a state and a reason")
+        check_range("update state", msg.state, 8)
+        check_range("update reason", msg.reason, 8)
+        body += bytes([msg.state, msg.reason])
+    elif msg.state is not None or msg.reason is not None:
+        raise ProtocolError(f"{name} carries no state or reason")
+    if msg.type in WITHOUT_VALUE:
+        if msg.value:
+            raise ProtocolError(f"{name} carries no value")
+    else:
+        check_range("value length", len(msg.value), 16)
+        body += struct.pack("<H", len(msg.value)) + bytes(msg.value)
+    check_range("message length", len(body), 16)
+    return struct.pack("<H", len(body)) + body
+
+
+def _enum_or_int(kind: type[IntEnum], raw: int) -> IntEnum | int:
+    return kind(raw) if raw in kind._value2member_map_ else raw
+
+
+def decode(data: bytes) -> Message:
+    """Parse one whole message (length prefix included); anything malformed is a ProtocolError."""
+    data = bytes(data)
+    if len(data) < 6:
+        raise ProtocolError(f"afLib message too short ({len(data)} bytes): {hexdump(data)}")
+    length, raw_type, request_id, attr_id = struct.unpack_from("<HBBH", data)
+    if length != len(data) - 2:
+        raise ProtocolError(
+            f"afLib length field says {length} bytes follow, {len(data) - 2} do: {hexdump(data)}"
+        )
+    if raw_type not in MsgType._value2member_map_:
+        raise ProtocolError(f"unknown afLib message type 0x{raw_type:02x}: {hexdump(data)}")
+    msg_type = MsgType(raw_type)
+    head = 6 + 2 * (msg_type in WITH_STATUS) + 2 * (msg_type not in WITHOUT_VALUE)
+    if len(data) < head:
+        raise ProtocolError(f"{msg_type.name} shorter than its {head}-byte head: {hexdump(data)}")
+    state = reason = None
+    if msg_type in WITH_STATUS:
+        state, reason = _enum_or_int(UpdateState, data[6]), _enum_or_int(UpdateReason, data[7])
+    value = data[head:]
+    if msg_type in WITHOUT_VALUE and value:
+        raise ProtocolError(f"{msg_type.name} with {len(value)} bytes too many: {hexdump(data)}")
+    if msg_type not in WITHOUT_VALUE:
+        (value_len,) = struct.unpack_from("<H", data, head - 2)
+        if value_len != len(value):
+            raise ProtocolError(
+                f"{msg_type.name} {attr_id} value length says {value_len}, "
+                f"{len(value)} bytes follow: {hexdump(data)}"
+            )
+    return Message(msg_type, request_id, attr_id, value, state, reason)
+
+
+def update(
+    request_id: int,
+    attr_id: int,
+    value: bytes,
+    state: UpdateState | int = UpdateState.UPDATED,
+    reason: UpdateReason | int | None = None,
+) -> Message:
+    """An UPDATE; the reason defaults to SERVICE_SET when it answers a request (id > 0) and to
+    LOCAL_OR_MCU_UPDATE when it is unsolicited (id 0), as afLib's rules have it."""
+    if reason is None:
+        reason = UpdateReason.SERVICE_SET if request_id else UpdateReason.LOCAL_OR_MCU_UPDATE
+    return Message(MsgType.UPDATE, request_id, attr_id, bytes(value), state, reason)

@@ -1,0 +1,239 @@
+"""afLib messages and MCU OTA values: exact bytes per DESIGN §3; refusals that show the bytes."""
+
+from __future__ import annotations
+
+import pytest
+
+from rig import aflib
+from rig.aflib import (
+    Message,
+    MsgType,
+    OtaInfo,
+    OtaState,
+    ProtocolError,
+    UpdateReason,
+    UpdateState,
+    decode,
+    encode,
+)
+from rig.errors import RigError
+
+H = bytes.fromhex
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def test_set_layout_is_len_type_request_attr_value_len_value():
+    msg = Message(MsgType.SET, 3, 1302, H("aabbcc"))
+    # len 9 = type + req + attr(2) + value_len(2) + value(3)
+    assert encode(msg) == H("0900 0b 03 1605 0300 aabbcc")
+    assert decode(encode(msg)) == msg
+
+
+def test_get_stops_after_attr_id():
+    assert encode(Message(MsgType.GET, 1, 1206)) == H("0400 0c 01 b604")
+    assert decode(H("0400 0c 01 b604")) == Message(MsgType.GET, 1, 1206)
+
+
+def test_update_carries_state_and_reason_before_the_value():
+    msg = Message(MsgType.UPDATE, 7, 2101, H("01"), UpdateState.FAILED, UpdateReason.SERVICE_SET)
+    assert encode(msg) == H("0900 0d 07 3508 05 02 0100 01")
+    decoded = decode(encode(msg))
+    assert decoded == msg
+    assert decoded.state is UpdateState.FAILED and decoded.reason is UpdateReason.SERVICE_SET
+
+
+def test_update_rejected_carries_state_and_reason_and_no_value():
+    msg = Message(MsgType.UPDATE_REJECTED, 0, 5, state=UpdateState.LENGTH_EXCEEDED, reason=1)
+    assert encode(msg) == H("0600 29 00 0500 03 01")
+    assert decode(H("0600 29 00 0500 03 01")) == msg
+
+
+def test_set_default_is_shaped_like_set():
+    msg = Message(MsgType.SET_DEFAULT, 0, 1, H("2a"))
+    assert encode(msg) == H("0700 2a 00 0100 0100 2a")
+    assert decode(encode(msg)) == msg
+
+
+def test_unknown_state_and_reason_survive_as_numbers():
+    # real ASRs send reasons DESIGN does not list (7 = NOTIFY_MCU_WE_REBOOTED); keep them
+    decoded = decode(H("0800 0d 00 0100 07 07 0000"))
+    assert (decoded.state, decoded.reason) == (7, 7)
+    assert not isinstance(decoded.state, UpdateState)
+    assert encode(decoded) == H("0800 0d 00 0100 07 07 0000")
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        (H("0400 0b 00"), "too short"),
+        (H("0700 0b 00 0100 0100"), "length field says 7"),  # one value byte missing
+        (H("0600 0b 00 0100 0100 2a"), "length field says 6"),
+        (H("0400 99 00 0100"), "unknown afLib message type 0x99"),
+        (H("0700 0b 00 0100 0200 2a"), "value length says 2"),
+        (H("0500 0c 01 b604 00"), "too many"),  # a GET with a stray byte
+        (H("0600 0d 00 0100 0000"), "head"),  # an UPDATE too short for state+reason+len
+    ],
+)
+def test_malformed_messages_are_refused_with_the_bytes_in_hex(data: bytes, complaint: str):
+    with pytest.raises(ProtocolError) as err:
+        decode(data)
+    assert complaint in str(err.value)
+    assert data[:4].hex(" ") in str(err.value)
+    assert isinstance(err.value, RigError)
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [
+        Message(MsgType.UPDATE, 0, 1, b""),  # no state/reason
+        Message(MsgType.SET, 0, 1, b"", state=UpdateState.UPDATED),
+        Message(MsgType.GET, 0, 1, b"x"),
+        Message(MsgType.UPDATE_REJECTED, 0, 1, b"x", 0, 0),
+        Message(MsgType.SET, 256, 1),
+        Message(MsgType.SET, 0, 65536),
+        Message(MsgType.SET, 0, 1, bytes(65536)),
+    ],
+)
+def test_messages_that_cannot_go_on_the_wire_are_refused(msg: Message):
+    with pytest.raises(ProtocolError):
+        encode(msg)
+
+
+def test_update_helper_picks_the_reason_afLib_would():
+    assert aflib.update(3, 1301, b"\x00").reason is UpdateReason.SERVICE_SET
+    assert aflib.update(0, 2101, b"\x00").reason is UpdateReason.LOCAL_OR_MCU_UPDATE
+    assert aflib.update(0, 1, b"", UpdateState.FAILED, UpdateReason.MCU_SET).state == 5
+
+
+# -- MCU OTA values --------------------------------------------------------------------------------
+
+
+def test_constants_match_design():
+    assert (aflib.AF_MCU_OTA_INFO, aflib.AF_MCU_OTA_TRANSFER, aflib.AF_ASR_CAPABILITIES) == (
+        1301,
+        1302,
+        1206,
+    )
+    assert aflib.version_attribute(101) == 2101
+    assert aflib.STOP_TRANSFER_OFFSET == 0xFFFFFFFF
+    assert aflib.REBOOT_REASON == 65019
+    assert aflib.max_chunk() == 249 and aflib.max_chunk(1024) == 1020
+    assert aflib.mcu_ota_capable(H("80")) and aflib.mcu_ota_capable(H("c1 00"))
+    assert not aflib.mcu_ota_capable(H("7f")) and not aflib.mcu_ota_capable(b"")
+
+
+def test_begin_value_is_state_type_size_version():
+    info = OtaInfo.begin(ota_type=101, size=40960, version_id=7)
+    assert info.encode() == H("01 6500 00a00000 0700000000000000")
+    assert OtaInfo.decode(info.encode()) == info
+
+
+def test_decline_is_the_begin_value_with_state_idle_and_decodes_as_such():
+    declined = OtaInfo.begin(101, 40960, 7).decline()
+    assert declined.encode() == H("00 6500 00a00000 0700000000000000")
+    assert OtaInfo.decode(declined.encode()) == OtaInfo(OtaState.IDLE, 101, 40960, 7)
+
+
+def test_verify_and_apply_values():
+    sha = bytes(range(32))
+    assert OtaInfo.verify(sha).encode() == H("03") + sha
+    assert OtaInfo.apply(2**40 + 1).encode() == H("04 0100000000010000")
+    assert OtaInfo.decode(H("03") + sha) == OtaInfo.verify(sha)
+    assert OtaInfo.decode(H("04 0100000000010000")).version_id == 2**40 + 1
+
+
+@pytest.mark.parametrize("state", [OtaState.IDLE, OtaState.TRANSFER_END, OtaState.FAIL])
+def test_states_without_a_union_member_are_the_state_byte_alone(state: OtaState):
+    assert OtaInfo(state).encode() == bytes([state])
+    assert OtaInfo.decode(bytes([state])) == OtaInfo(state)
+
+
+def test_the_whole_33_byte_c_struct_is_accepted():
+    # afLib's MCU copies sizeof(af_ota_info_t): the union's largest member decides the size
+    begin = H("01 6500 00a00000 0700000000000000").ljust(33, b"\xee")
+    assert OtaInfo.decode(begin) == OtaInfo.begin(101, 40960, 7)
+    assert OtaInfo.decode(H("04 0900000000000000").ljust(33, b"\0")) == OtaInfo.apply(9)
+    assert OtaInfo.decode(bytes(33)) == OtaInfo(OtaState.IDLE, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", H("06"), H("01 6500"), H("03") + bytes(31), H("04 00"), H("02 00"), H("00") + bytes(13)],
+)
+def test_malformed_ota_info_is_refused(value: bytes):
+    with pytest.raises(ProtocolError):
+        OtaInfo.decode(value)
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        OtaInfo(OtaState.APPLY),
+        OtaInfo(OtaState.TRANSFER_BEGIN, 101, 10),
+        OtaInfo(OtaState.VERIFY_SIGNATURE, sha256=bytes(31)),
+        OtaInfo(OtaState.APPLY, version_id=1, sha256=bytes(32)),
+        OtaInfo(OtaState.IDLE, 70000, 1, 1),
+        OtaInfo(OtaState.TRANSFER_BEGIN, 101, -1, 1),
+    ],
+)
+def test_ota_info_that_fits_no_layout_is_refused(info: OtaInfo):
+    with pytest.raises(ProtocolError):
+        info.encode()
+
+
+def test_transfer_and_next_offset_values():
+    assert aflib.encode_transfer(249, b"ab") == H("f9000000 6162")
+    assert aflib.decode_transfer(H("f9000000 6162")) == (249, b"ab")
+    assert aflib.encode_offset(aflib.STOP_TRANSFER_OFFSET) == H("ffffffff")
+    assert aflib.decode_offset(H("f9000000")) == 249
+    for bad in (H("f90000"), H("f9000000 00")):
+        with pytest.raises(ProtocolError):
+            aflib.decode_offset(bad)
+    with pytest.raises(ProtocolError):
+        aflib.decode_transfer(H("000000"))
+    with pytest.raises(ProtocolError):
+        aflib.encode_offset(2**32)
+
+
+def test_set_helpers_address_the_ota_attributes():
+    msg = aflib.set_transfer(3, 0, bytes(249))
+    assert (msg.type, msg.request_id, msg.attr_id) == (MsgType.SET, 3, 1302)
+    assert len(encode(msg)) == 2 + 4 + 2 + 253  # the biggest chunk of the classic module
+    assert aflib.set_ota_info(1, OtaInfo.apply(5)).value == H("04 0500000000000000")
+
+
+# -- describe --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("msg", "line"),
+    [
+        (
+            aflib.set_ota_info(3, OtaInfo.begin(101, 40960, 7)),
+            "SET 1301 TRANSFER_BEGIN type=101 size=40960 version=7 (req 3)",
+        ),
+        (aflib.update(0, 1302, aflib.encode_offset(249)), "UPDATE 1302 next offset 249"),
+        (aflib.update(4, 1302, H("ffffffff")), "UPDATE 1302 next offset STOP (req 4)"),
+        (aflib.set_transfer(0, 0, bytes(249)), "SET 1302 offset 0 +249 bytes"),
+        (aflib.update(0, 1301, OtaInfo.apply(7).encode()), "UPDATE 1301 APPLY version=7"),
+        (aflib.update(0, 2101, (7).to_bytes(8, "little")), "UPDATE 2101 version 7 (type 101)"),
+        (Message(MsgType.GET, 1, 1206), "GET 1206 (req 1)"),
+        (
+            aflib.update(2, 1301, b"\x00", UpdateState.FORBIDDEN),
+            "UPDATE 1301 [FORBIDDEN/SERVICE_SET] IDLE (req 2)",
+        ),
+        (
+            Message(MsgType.UPDATE_REJECTED, 0, 5, state=3, reason=1),
+            "UPDATE_REJECTED 5 [LENGTH_EXCEEDED/LOCAL_OR_MCU_UPDATE]",
+        ),
+        (
+            Message(MsgType.SET, 0, 1301, H("09")),
+            "SET 1301 unparsable value (not an OTA state: 09)",
+        ),
+        (Message(MsgType.SET, 0, 7, H("0102")), "SET 7 value 01 02"),
+    ],
+)
+def test_describe_is_one_readable_line(msg: Message, line: str):
+    assert aflib.describe(msg) == line
