@@ -18,6 +18,13 @@ class Board:
     config: BoardConfig
     power: PowerSupply
     console: Console
+    tap: dict[str, str] | None = None  # sniffer ports {asr_to_mcu, mcu_to_asr[, capture]}
+    control_port: int | None = None  # the double's control channel (emulated boards only)
+
+    @property
+    def device_id(self) -> str:
+        """The board's id at the OTA service (boards.yaml device_id, else its name)."""
+        return self.config.device_id or self.name
 
     @property
     def capabilities(self) -> frozenset[str]:

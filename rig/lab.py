@@ -77,6 +77,8 @@ class Lab:
 
         power = config.power or PowerConfig()
         resource, port = power.resource, config.console.port
+        tap = config.tap.model_dump(exclude={"baud"}) if config.tap else None
+        control = None
         if config.kind == "emulated":
             double = DoubleProcess(
                 self.inventory.path, [name], state_dir=self.state_dir,
@@ -85,6 +87,7 @@ class Lab:
             cleanups.append(double.stop)
             info = double.start()[name]
             resource, port = info["power"], info["console"]
+            tap, control = info.get("tap"), info.get("control")
         assert resource is not None and port is not None  # the schema guarantees both
 
         console = Console(
@@ -104,7 +107,8 @@ class Lab:
         cleanups.append(supply.off)  # runs first: leave the board unpowered, a known state
         supply.configure(power.volts, power.amps)
         console.mark(f"power supply: {supply.identity}")
-        return Board(name=name, config=config, power=supply, console=console)
+        return Board(name=name, config=config, power=supply, console=console, tap=tap,
+                     control_port=control)  # fmt: skip
 
     def _visa_library(self, library: str) -> str:
         """`fixtures/x.yaml@sim` in boards.yaml is relative to the boards file."""

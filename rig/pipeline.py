@@ -56,16 +56,19 @@ class Pipeline:
                 raise
         return self.ota.add_image_type(name or f"type {type_}", "created by rig", type_)
 
-    def ensure_device(self, target: Target) -> None:
-        """The device type and the device exist in the service (local-only registration)."""
+    def ensure_device(self, target: Target) -> str | None:
+        """The device type and the device exist in the service (local-only registration).
+
+        Returns the device's secret when this call registered it (it is shown only once)."""
         if not any(dt["id"] == target.device_type for dt in self.ota.device_types()):
             self.ota.add_device_type(target.device_type)
         try:
             self.ota.device(target.device_id)
+            return None
         except OtaClientError as exc:
             if exc.status != 404:
                 raise
-            self.ota.register_device(target.device_id, target.device_type)
+        return self.ota.register_device(target.device_id, target.device_type)["secret"]
 
     def publish(self, target: Target, enable: int) -> dict | None:
         """Publish the target's profile file (it must enable the image type, else R4/R6 say so)."""

@@ -13,10 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import allure
 import pytest
 
 from rig.board import Board
+from rig.double.control import DoubleControl
 from rig.errors import RigError
+from rig.handoff import HandoffRecorder
 from rig.inventory import OtaConfig
 from rig.ota.client import OtaClient
 from rig.pipeline import Pipeline, Target
@@ -81,7 +84,9 @@ def pipeline(ota: OtaClient) -> Pipeline:
 
 
 @pytest.fixture
-def ota_target(board: Board, pipeline: Pipeline, rig_session: RigSession) -> Target:
+def ota_target(
+    board: Board, pipeline: Pipeline, rig_session: RigSession, ota_endpoint: OtaEndpoint
+) -> Target:
     """The board as the OTA service knows it: device id, device type, profile; registered."""
     config = board.config
     profile = None
@@ -89,9 +94,15 @@ def ota_target(board: Board, pipeline: Pipeline, rig_session: RigSession) -> Tar
         _, boards_file = _ota_config(rig_session)
         base = boards_file.parent if boards_file else Path.cwd()
         profile = (base / config.profile).resolve()
-    target = Target(device_id=config.device_id or board.name, device_type=config.device_type,
-                    profile=profile)  # fmt: skip
-    pipeline.ensure_device(target)
+    target = Target(device_id=board.device_id, device_type=config.device_type, profile=profile)
+    secret = pipeline.ensure_device(target)
+    if secret and board.control_port:  # an emulated board: its ASR now knows who it is
+        control = DoubleControl(board.control_port)
+        try:
+            control.call("ota", board=board.name, url=ota_endpoint.base_url,
+                         device_id=target.device_id, secret=secret)  # fmt: skip
+        finally:
+            control.close()
     return target
 
 
@@ -110,3 +121,16 @@ def scratch_ota(ota_endpoint: OtaEndpoint, tmp_path: Path) -> Iterator[OtaClient
         OtaClient(service.base_url, partner="lab", token=auth.token) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def handoff(board: Board) -> Iterator[HandoffRecorder]:
+    """Records the board's ASR⇆MCU link during the test; `.transcript()` decodes it."""
+    if not board.tap:
+        pytest.skip(f"board {board.name!r} has no sniffer: add tap: to boards.yaml")
+    baud = board.config.tap.baud if board.config.tap else board.config.link.baud
+    recorder = HandoffRecorder(board.tap, baud=baud, name=board.name).start()
+    yield recorder
+    transcript = recorder.stop()
+    allure.attach(transcript.text(), name=f"handoff {board.name}",
+                  attachment_type=allure.attachment_type.TEXT)  # fmt: skip

@@ -36,6 +36,8 @@ def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> Em
         boot_amps=double.boot_amps,
         boot_s=double.boot_s,
         state_dir=state_dir / name if state_dir else None,
+        link_baud=board.link.baud,
+        link_speed=board.link.speed,
     )
 
 

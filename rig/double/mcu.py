@@ -16,6 +16,7 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 
 from rig.double.spec import EmulatedBoardSpec
 
@@ -27,8 +28,19 @@ _LINE_END = re.compile(rb"[\r\n]")
 class EmulatedMcu:
     """Boot timing, console commands and current draw of one emulated board."""
 
-    def __init__(self, spec: EmulatedBoardSpec, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        spec: EmulatedBoardSpec,
+        *,
+        rng: random.Random | None = None,
+        firmware: Callable[[], str] | None = None,
+        on_power: Callable[[bool], None] | None = None,
+        on_boot: Callable[[], None] | None = None,
+    ) -> None:
         self.spec = spec
+        self._firmware = firmware or (lambda: spec.firmware_version)  # what the flash runs
+        self._on_power = on_power  # the rest of the board (ASR, link) follows the MCU's power
+        self._on_boot = on_boot  # called once the banner is out: the firmware is running
         self._rng = rng or random.Random()
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no CR/LF translation until a client configures it
@@ -68,6 +80,8 @@ class EmulatedMcu:
             else:
                 self._state, self._banner_at, self._input = OFF, None, b""
             self._cond.notify_all()
+        if self._on_power is not None:
+            self._on_power(powered)
 
     def draw(self) -> float:
         """Current the board takes right now, in amps."""
@@ -98,6 +112,19 @@ class EmulatedMcu:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def log_line(self, text: str) -> None:
+        """A line the firmware prints (OTA progress), if it is running."""
+        with self._cond:
+            if self._state != OFF:
+                self._write_lines(text)
+
+    def reboot(self) -> None:
+        """A software reset (after an OTA apply): the banner comes again after the boot time."""
+        with self._cond:
+            if self._state != OFF:
+                self._write_lines("rebooting")
+                self._start_boot()
+
     # -- under self._cond ----------------------------------------------------------------------
 
     def _start_boot(self) -> None:
@@ -120,14 +147,14 @@ class EmulatedMcu:
         self._write_lines(
             "=== rig emulated MCU ===",
             f"board: {spec.name}  device_type: {spec.device_type}",
-            f"firmware version: {spec.firmware_version}",
+            f"firmware version: {self._firmware()}",
             "ready",
         )
 
     def _answer(self, command: str) -> None:
         self.commands_handled += 1
         if command == "version":
-            self._write_lines(f"firmware version: {self.spec.firmware_version}")
+            self._write_lines(f"firmware version: {self._firmware()}")
         elif command == "status":
             uptime_ms = int((time.monotonic() - self._boot_at) * 1000)
             self._write_lines(f"state: idle uptime_ms: {uptime_ms}")
@@ -148,6 +175,12 @@ class EmulatedMcu:
                     if remaining <= 0:
                         self._state, self._banner_at = IDLE, None
                         self._banner()
+                        if self._on_boot is not None:
+                            self._cond.release()  # the hook talks to the link: not under our lock
+                            try:
+                                self._on_boot()
+                            finally:
+                                self._cond.acquire()
                         continue
                     self._cond.wait(remaining)
                 else:

@@ -13,11 +13,15 @@ import os
 import select
 import signal
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
+from rig.double.board_ota import BoardOta
+from rig.double.control import ControlServer
 from rig.double.mcu import EmulatedMcu
 from rig.double.psu import PsuModel
 from rig.double.scpi_server import ScpiServer
@@ -32,6 +36,7 @@ class EmulatedBoard:
     psu: PsuModel
     server: ScpiServer
     mcu: EmulatedMcu
+    ota: BoardOta
 
     def info(self) -> dict[str, object]:
         return {
@@ -40,15 +45,20 @@ class EmulatedBoard:
             "console": self.mcu.port,
             "model": self.spec.model,
             "channel": self.spec.channel,
+            "tap": self.ota.info(),
         }
 
     def close(self) -> None:
         self.server.close()  # first: no client can switch the MCU on while it is closing
         self.mcu.close()
+        self.ota.close()
 
 
-def _start_board(spec: EmulatedBoardSpec) -> EmulatedBoard:
-    mcu = EmulatedMcu(spec)
+def _start_board(spec: EmulatedBoardSpec, state_root: Path) -> EmulatedBoard:
+    state_dir = spec.state_dir or state_root / spec.name
+    ota = BoardOta(spec, state_dir, baud=spec.link_baud, paced=spec.link_speed == "paced")
+    mcu = EmulatedMcu(spec, firmware=ota.running_version, on_power=ota.power, on_boot=ota.booted)
+    ota.mcu = mcu
 
     def on_output(channel: int, on: bool, volts: float, amps_limit: float) -> None:
         if channel == spec.channel:
@@ -62,23 +72,27 @@ def _start_board(spec: EmulatedBoardSpec) -> EmulatedBoard:
         server = ScpiServer(psu)
     except BaseException:
         mcu.close()
+        ota.close()
         raise
-    return EmulatedBoard(spec, psu, server, mcu)
+    return EmulatedBoard(spec, psu, server, mcu, ota)
 
 
 class Double:
     """All emulated boards of one run; started on construction, stopped by `close()`."""
 
-    def __init__(self, specs: Iterable[EmulatedBoardSpec]) -> None:
+    def __init__(self, specs: Iterable[EmulatedBoardSpec], state_root: Path | None = None) -> None:
         specs = list(specs)
         names = [spec.name for spec in specs]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise DoubleError(f"emulated board names must be unique: {', '.join(duplicates)}")
         self.boards: dict[str, EmulatedBoard] = {}
+        self._scratch = None if state_root else tempfile.TemporaryDirectory(prefix="rig-double-")
+        self._state_root = Path(state_root or self._scratch.name)
+        self.control: ControlServer | None = None
         try:
             for spec in specs:
-                self.boards[spec.name] = _start_board(spec)
+                self.boards[spec.name] = _start_board(spec, self._state_root)
         except OSError as exc:
             self.close()
             raise DoubleError(
@@ -89,15 +103,32 @@ class Double:
             self.close()
             raise
 
+        self.control = ControlServer({"ota": self._connect_ota})
+
+    def _connect_ota(self, request: dict) -> dict:
+        """Control op `ota`: tell a board's ASR its OTA service URL, device id and secret."""
+        board = self.boards.get(request["board"])
+        if board is None:
+            raise DoubleError(f"no emulated board {request['board']!r} in this double")
+        board.ota.connect(request["url"], request["device_id"], request["secret"])
+        return {}
+
     def info(self) -> list[dict[str, object]]:
-        """Where each board is: {"board", "power" (VISA resource), "console", "model", ...}."""
-        return [board.info() for board in self.boards.values()]
+        """Where each board is: {"board", "power" (VISA resource), "console", "tap", ...}."""
+        control = self.control.port if self.control else None
+        return [{**board.info(), "control": control} for board in self.boards.values()]
 
     def close(self) -> None:
         """Stop every board and join all their threads. Safe to call twice."""
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         while self.boards:
             _, board = self.boards.popitem()
             board.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     def __enter__(self) -> Double:
         return self

@@ -34,7 +34,9 @@ class EmulatedBoardSpec:
     idle_amps: float = 0.012  # draw when booted and idle
     boot_amps: float = 0.045  # draw during boot
     boot_s: float = 0.05  # power-on -> banner
-    state_dir: Path | None = None  # reserved: where a later version keeps flashed firmware
+    state_dir: Path | None = None  # where the MCU's flash and the link capture live
+    link_baud: int = 115200  # the ASR⇆MCU UART, as the profile configures it
+    link_speed: str = "fast"  # "fast": unpaced (CI); "paced": bytes take the UART's time
 
     def __post_init__(self) -> None:
         where = f"emulated board {self.name!r}"
@@ -46,6 +48,8 @@ class EmulatedBoardSpec:
             )
         if self.channel not in CHANNELS:
             raise DoubleError(f"{where}: channel {self.channel} is not one of {CHANNELS}")
+        if self.link_speed not in ("fast", "paced"):
+            raise DoubleError(f"{where}: link speed {self.link_speed!r} is not fast or paced")
         for field in ("min_volts", "idle_amps", "boot_amps", "boot_s"):
             if getattr(self, field) < 0:
                 raise DoubleError(f"{where}: {field} must not be negative")

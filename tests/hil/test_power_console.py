@@ -1,5 +1,7 @@
 """The walking skeleton on any board: power it through VISA, read it on its console."""
 
+import re
+
 import pytest
 
 from rig.console import ConsoleTimeout
@@ -9,9 +11,7 @@ from rig.console import ConsoleTimeout
 def test_power_cycle_shows_banner_with_version(board):
     version = board.boot(timeout_s=5)
     assert version, "the banner names no firmware version"
-    expected = board.config.double.firmware_version if board.config.double else None
-    if expected:
-        assert version == expected
+    assert re.fullmatch(r"[\w.+-]+", version), version  # a whole version, not a fragment
 
 
 @pytest.mark.requires("power", "current")

@@ -110,7 +110,8 @@ def test_generic_board_browns_out_when_voltage_drops(
 def test_close_leaves_no_threads() -> None:
     before = set(threading.enumerate())
     with Double([EmulatedBoardSpec("one"), EmulatedBoardSpec("two", channel=3)]):
-        assert len(set(threading.enumerate()) - before) == 6  # per board: accept + 2 MCU
+        started = set(threading.enumerate()) - before
+        assert len(started) == 7  # per board: SCPI accept + 2 MCU; one control channel
     assert set(threading.enumerate()) - before == set()
 
 

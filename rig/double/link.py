@@ -1,0 +1,139 @@
+"""The ASR⇆MCU UART of one emulated board, while the board has power.
+
+Two sans-IO afPro endpoints (the MCU is master, rig.afpro) exchange bytes through two wires,
+one per direction. A wire either delivers at once (`fast`, for CI) or as a UART would: 10 bits
+per byte at the profile's baud rate (`paced`). Every byte is mirrored to the tap as it lands.
+One thread moves bytes and hands whole messages to each side; it never blocks on anyone.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from rig.double.tap import Tap
+
+BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
+IDLE_TICK_S = 0.05  # how often an idle link re-checks the transports' timeouts
+
+
+class Transport(Protocol):
+    def send(self, message: bytes) -> None: ...
+    def receive(self, data: bytes) -> list[bytes]: ...
+    def outgoing(self) -> bytes: ...
+    def poll(self, now: float) -> bool | None: ...
+
+
+class Wire:
+    """One direction: bytes in order, each available once it would have crossed the line."""
+
+    def __init__(self, baud: int, paced: bool) -> None:
+        self.seconds_per_byte = BITS_PER_BYTE / baud if paced else 0.0
+        self._busy_until = 0.0
+        self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
+        self.corrupt: Callable[[bytes], bytes] | None = None  # fault hook (line noise)
+
+    def put(self, data: bytes, now: float) -> None:
+        start = max(now, self._busy_until)
+        self._busy_until = start + len(data) * self.seconds_per_byte
+        self._queue.append((self._busy_until, data))
+
+    def due(self, now: float) -> list[bytes]:
+        ready = []
+        while self._queue and self._queue[0][0] <= now:
+            data = self._queue.popleft()[1]
+            ready.append(self.corrupt(data) if self.corrupt else data)
+        return ready
+
+    def next_due(self) -> float | None:
+        return self._queue[0][0] if self._queue else None
+
+
+class Link:
+    """Runs the two endpoints of one board's UART until stopped (power off)."""
+
+    def __init__(
+        self,
+        *,
+        mcu: Transport,
+        asr: Transport,
+        to_mcu: Callable[[bytes], None],
+        to_asr: Callable[[bytes], None],
+        tap: Tap | None,
+        baud: int = 115200,
+        paced: bool = False,
+        name: str = "board",
+    ) -> None:
+        self._mcu, self._asr = mcu, asr
+        self._to_mcu, self._to_asr = to_mcu, to_asr
+        self._tap = tap
+        self.wires = {"mcu_to_asr": Wire(baud, paced), "asr_to_mcu": Wire(baud, paced)}
+        self._cond = threading.Condition()
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name=f"link-{name}", daemon=True)
+        self.bytes_moved = 0
+        self.asr_resets = 0
+
+    def start(self) -> Link:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def send_from_mcu(self, message: bytes) -> None:
+        with self._cond:
+            self._mcu.send(message)
+            self._cond.notify_all()
+
+    def send_from_asr(self, message: bytes) -> None:
+        with self._cond:
+            self._asr.send(message)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        with self._cond:
+            while self._running:
+                now = time.monotonic()
+                if self._step(now):
+                    continue  # an answer may already be waiting to go out: no idle tick
+                wake = [w.next_due() for w in self.wires.values()]
+                pending = [t for t in wake if t is not None]
+                if pending and min(pending) <= time.monotonic():
+                    continue
+                timeout = min([IDLE_TICK_S, *(t - now for t in pending)])
+                self._cond.wait(max(timeout, 0.0))
+
+    def _step(self, now: float) -> bool:
+        """Move what each side has to say onto the wires, and what has landed to each side.
+
+        Returns whether anything moved."""
+        moved = False
+        for direction, endpoint in (("mcu_to_asr", self._mcu), ("asr_to_mcu", self._asr)):
+            data = endpoint.outgoing()
+            if data:
+                self.wires[direction].put(data, now)
+                moved = True
+        for direction, receiver, deliver in (
+            ("mcu_to_asr", self._asr, self._to_asr),
+            ("asr_to_mcu", self._mcu, self._to_mcu),
+        ):
+            for data in self.wires[direction].due(now):
+                moved = True
+                self.bytes_moved += len(data)
+                if self._tap is not None:
+                    self._tap.mirror(direction, data)
+                for message in receiver.receive(data):
+                    deliver(message)
+        if self._mcu.poll(now):  # 10 s without an ASR reply: the MCU pulls the ASR's reset line
+            self._asr.reset()
+            self.asr_resets += 1
+        self._asr.poll(now)
+        return moved

@@ -1,0 +1,262 @@
+"""The emulated MCU's side of the afLib OTA handoff (DESIGN §3), with no I/O of its own.
+
+`handle` takes one afLib message from the ASR and returns the MCU's messages back, so the same
+machine runs behind the emulated UART link and in unit tests that pass Messages by hand.
+
+Choices where DESIGN is silent (docs/image-format.md has the MCU contract):
+
+- The MCU answers every SET with an UPDATE of the same request id (afLib's default reason,
+  SERVICE_SET). What it reports on its own (VERIFY_SIGNATURE, IDLE, FAIL, its version attribute)
+  is an UPDATE with request id 0 and reason LOCAL_OR_MCU_UPDATE: what afLib sends when an MCU
+  sets one of its own attributes.
+- The header check runs when the last byte is in: a rig image with a bad header, another image
+  type than the OTA's, or a security counter below the floor is refused with 1301 FAIL *instead
+  of* VERIFY_SIGNATURE, and the staged data is dropped (deployment: VERIFY_FAILED).
+- After APPLY the MCU acknowledges (echo), boots, and reports 1301 IDLE plus version_id on
+  2000+type. If the boot fails (fallback) or the apply is refused, it reports 1301 FAIL
+  (with the transfer's begin value, so a capture says which one) and never the version.
+- A chunk outside a transfer, or an APPLY with no verified image, is answered with UPDATE state
+  FAILED; a malformed value likewise. A chunk during VERIFY is answered STOP again (a retry).
+- An early stop (`stop_early_at`) answers STOP and drops the staged data; `decline_next` is
+  one-shot; `silent` swallows everything.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+
+from rig import aflib
+from rig.aflib import (
+    AF_MCU_OTA_INFO,
+    AF_MCU_OTA_TRANSFER,
+    STOP_TRANSFER_OFFSET,
+    Message,
+    MsgType,
+    OtaInfo,
+    OtaState,
+    ProtocolError,
+    UpdateReason,
+    UpdateState,
+)
+from rig.double.flash import Flash
+
+IDLE, RECEIVING, VERIFYING = "idle", "receiving", "verifying"
+_VERSION_VALUE = struct.Struct("<Q")
+
+
+def _report(attr_id: int, value: bytes) -> Message:
+    """An attribute change the MCU makes on its own."""
+    return aflib.update(0, attr_id, value, reason=UpdateReason.LOCAL_OR_MCU_UPDATE)
+
+
+class McuOta:
+    """The afLib MCU OTA state machine over one `Flash`; RAM state is this object."""
+
+    def __init__(
+        self,
+        flash: Flash,
+        *,
+        log: Callable[[str], None],
+        attribute_size: int = aflib.CLASSIC_ATTRIBUTE_SIZE,
+        accepted_types: Iterable[int] | None = None,
+        on_reboot: Callable[[], None] | None = None,
+    ) -> None:
+        self.flash = flash
+        self.log = log
+        self.max_chunk = aflib.max_chunk(attribute_size)
+        types = {flash.image_type} if accepted_types is None else accepted_types
+        self.accepted_types = frozenset(types)
+        self.on_reboot = on_reboot  # the console prints the banner again after an apply
+        # Fault hooks, off by default.
+        self.decline_next = False  # decline the next TRANSFER_BEGIN (one-shot)
+        self.stop_early_at: float | None = None  # fraction of the size: answer STOP there
+        self.silent = False  # answer nothing at all
+        self._phase = IDLE
+        self._info = OtaInfo(OtaState.IDLE)  # the value attribute 1301 holds
+        self._transfer: OtaInfo | None = None  # the accepted TRANSFER_BEGIN
+        self._decile = 0  # the last 10% step logged
+
+    @property
+    def phase(self) -> str:
+        """IDLE, RECEIVING or VERIFYING (waiting for APPLY or FAIL)."""
+        return self._phase
+
+    def startup_messages(self) -> list[Message]:
+        """What the MCU reports once booted: its version attribute for each installed type.
+
+        A boot loses RAM, so this also resets the machine; call it once per boot.
+        """
+        self._reset()
+        return [
+            _report(aflib.version_attribute(t), _VERSION_VALUE.pack(vid))
+            for t, vid in sorted(self.flash.installed().items())
+        ]
+
+    def handle(self, msg: Message) -> list[Message]:
+        """The MCU's answers to one message from the ASR (empty: nothing to say)."""
+        if self.silent:
+            return []
+        if msg.attr_id == AF_MCU_OTA_INFO and msg.type == MsgType.GET:
+            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, self._info.encode(),
+                                 reason=UpdateReason.GET_RESPONSE)]  # fmt: skip
+        if msg.type != MsgType.SET:
+            return []
+        if msg.attr_id == AF_MCU_OTA_INFO:
+            return self._on_info(msg)
+        if msg.attr_id == AF_MCU_OTA_TRANSFER:
+            return self._on_chunk(msg)
+        return []
+
+    # -- 1301 ----------------------------------------------------------------------------------
+
+    def _on_info(self, msg: Message) -> list[Message]:
+        try:
+            info = OtaInfo.decode(msg.value)
+        except ProtocolError as err:
+            self.log(f"OTA: bad ota_info value: {err}")
+            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
+        if info.state == OtaState.TRANSFER_BEGIN:
+            return [self._begin(msg.request_id, info)]
+        if info.state == OtaState.APPLY:
+            return self._apply(msg.request_id, info)
+        if info.state == OtaState.FAIL:
+            dropped = self.flash.staged_bytes
+            self.flash.discard_staging()
+            self._reset()
+            self.log(f"OTA: FAIL from the ASR: {dropped} staged bytes discarded")
+            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value)]
+        self.log(f"OTA: unexpected ota_info {info.state.name} from the ASR: refused")
+        return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
+
+    def _begin(self, request_id: int, info: OtaInfo) -> Message:
+        what = f"type={info.ota_type} size={info.size} version={info.version_id}"
+        why = self._decline_reason(info)
+        if why is not None:
+            self._reset()
+            self.log(f"OTA: declined {what}: {why}")
+            return aflib.update(request_id, AF_MCU_OTA_INFO, info.decline().encode())
+        staging = self.flash.staging
+        same = (info.ota_type, info.size, info.version_id)
+        if staging and (staging["type"], staging["size"], staging["version_id"]) == same:
+            self.log(f"OTA: resume {what} at {staging['received']}")
+        else:
+            self.flash.begin_staging(info.ota_type, info.size, info.version_id)
+            self.log(f"OTA: begin {what}")
+        self._phase, self._info, self._transfer = RECEIVING, info, info
+        self._decile = self.flash.staged_bytes * 10 // info.size
+        return aflib.update(request_id, AF_MCU_OTA_INFO, info.encode())
+
+    def _decline_reason(self, info: OtaInfo) -> str | None:
+        if self.decline_next:
+            self.decline_next = False
+            return "fault injected (decline_next)"
+        if info.ota_type not in self.accepted_types:
+            takes = ", ".join(map(str, sorted(self.accepted_types))) or "none"
+            return f"image type {info.ota_type} is not one this MCU takes ({takes})"
+        if info.size == 0:
+            return "an empty image"
+        if info.size > self.flash.slot_bytes:
+            return f"{info.size} bytes do not fit the {self.flash.slot_bytes}-byte slot"
+        return None
+
+    def _apply(self, request_id: int, info: OtaInfo) -> list[Message]:
+        if self._phase != VERIFYING or self._transfer is None:
+            self.log(f"OTA: APPLY version={info.version_id} without a verified image: refused")
+            return [aflib.update(request_id, AF_MCU_OTA_INFO, info.encode(), UpdateState.FAILED)]
+        transfer = self._transfer
+        ack = aflib.update(request_id, AF_MCU_OTA_INFO, info.encode())
+        self.log(f"OTA: apply version={info.version_id}: rebooting")
+        result = self.flash.commit(info.version_id)
+        self._reset()
+        if result.rebooted and self.on_reboot is not None:
+            self.on_reboot()
+        if not result.ok:
+            if result.rebooted:
+                self.log(f"OTA: boot failed: fell back to {result.version} ({result.reason})")
+            else:
+                self.log(f"OTA: apply refused: {result.reason}")
+            self._info = OtaInfo(
+                OtaState.FAIL, transfer.ota_type, transfer.size, transfer.version_id
+            )
+            return [ack, _report(AF_MCU_OTA_INFO, self._info.encode())]
+        attribute = aflib.version_attribute(transfer.ota_type)
+        self.log(f"OTA: {result.reason}; version attribute {attribute} = {info.version_id}")
+        version = _VERSION_VALUE.pack(info.version_id)
+        return [
+            ack,
+            _report(AF_MCU_OTA_INFO, OtaInfo(OtaState.IDLE).encode()),
+            _report(attribute, version),
+        ]
+
+    # -- 1302 ----------------------------------------------------------------------------------
+
+    def _on_chunk(self, msg: Message) -> list[Message]:
+        def answer(offset: int, state: UpdateState = UpdateState.UPDATED) -> Message:
+            value = aflib.encode_offset(offset)
+            return aflib.update(msg.request_id, AF_MCU_OTA_TRANSFER, value, state)
+
+        if self._phase == VERIFYING:
+            return [answer(STOP_TRANSFER_OFFSET)]  # the ASR retried the last chunk
+        if self._phase != RECEIVING or self._transfer is None:
+            self.log("OTA: chunk without a transfer in progress: refused")
+            return [answer(STOP_TRANSFER_OFFSET, UpdateState.FAILED)]
+        size, expected = self._transfer.size, self.flash.staged_bytes
+        if expected == size:  # resumed after every byte was already in
+            return [answer(STOP_TRANSFER_OFFSET), *self._transfer_complete()]
+        try:
+            offset, data = aflib.decode_transfer(msg.value)
+        except ProtocolError as err:
+            self.log(f"OTA: bad chunk: {err}")
+            return [answer(expected, UpdateState.FAILED)]
+        if len(data) > self.max_chunk or (offset == expected and offset + len(data) > size):
+            self.log(f"OTA: chunk of {len(data)} bytes at {offset} refused (max {self.max_chunk}, "
+                     f"size {size})")  # fmt: skip
+            return [answer(expected, UpdateState.LENGTH_EXCEEDED)]
+        if offset != expected:
+            self.log(f"OTA: chunk at {offset}, expected {expected}")
+            return [answer(expected)]
+        self.flash.write(offset, data)
+        received = offset + len(data)
+        if received == size:
+            return [answer(STOP_TRANSFER_OFFSET), *self._transfer_complete()]
+        self._progress(received, size)
+        if self.stop_early_at is not None and received >= self.stop_early_at * size:
+            self.log(f"OTA: stopping the transfer early at {received}/{size} (fault injected)")
+            self.flash.discard_staging()
+            self._reset()
+            return [answer(STOP_TRANSFER_OFFSET)]
+        return [answer(received)]
+
+    def _progress(self, received: int, size: int) -> None:
+        decile = received * 10 // size
+        if decile > self._decile:
+            self._decile = decile
+            self.log(f"OTA: {received * 100 // size}% ({received}/{size})")
+
+    def _transfer_complete(self) -> list[Message]:
+        """All bytes are in: the header check, then VERIFY_SIGNATURE or FAIL."""
+        transfer = self._transfer
+        assert transfer is not None
+        self.log(f"OTA: transfer complete ({transfer.size} bytes)")
+        problem = self.flash.staged_problem()
+        if problem is not None:
+            self.flash.discard_staging()
+            self._reset()
+            self.log(f"OTA: header check failed: {problem}")
+            self._info = OtaInfo(
+                OtaState.FAIL, transfer.ota_type, transfer.size, transfer.version_id
+            )
+            return [_report(AF_MCU_OTA_INFO, self._info.encode())]
+        sha = self.flash.staged_sha256()
+        self.log(f"OTA: verify sha256={sha.hex()}")
+        self._phase, self._info = VERIFYING, OtaInfo.verify(sha)
+        return [_report(AF_MCU_OTA_INFO, self._info.encode())]
+
+    def _reset(self) -> None:
+        self._phase, self._info, self._transfer, self._decile = (
+            IDLE,
+            OtaInfo(OtaState.IDLE),
+            None,
+            0,
+        )

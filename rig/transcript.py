@@ -1,0 +1,242 @@
+"""A decoded ASR⇆MCU handoff, and assertions about it that read like the protocol.
+
+Built from the sniffer's events (rig.sniffer), so it is the wire's testimony: what the ASR
+offered, which chunks crossed, what hash the MCU computed, what it applied and reported.
+A failed assertion names the step of DESIGN §3 that broke and shows the messages around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from rig import aflib
+from rig.aflib import MsgType, OtaInfo, OtaState
+from rig.errors import RigError
+from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, Event, MessageEvent, SkipEvent, describe_event
+
+CONTEXT = 4  # messages shown on each side of the one that broke a step
+
+
+class HandoffError(RigError, AssertionError):
+    """The handoff on the wire is not what the assertion expected."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    t: float
+    offset: int
+    data: bytes
+
+
+@dataclass
+class Transcript:
+    """Everything the sniffer decoded during a test."""
+
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[MessageEvent]:
+        return [e for e in self.events if isinstance(e, MessageEvent)]
+
+    @property
+    def skipped(self) -> list[SkipEvent]:
+        return [e for e in self.events if isinstance(e, SkipEvent)]
+
+    def ota_infos(self, direction: str | None = None) -> list[tuple[MessageEvent, OtaInfo]]:
+        """Every 1301 value that crossed, decoded, with its message."""
+        found = []
+        for event in self.messages:
+            wanted = direction is None or event.direction == direction
+            if wanted and event.message.attr_id == aflib.AF_MCU_OTA_INFO and event.message.value:
+                found.append((event, OtaInfo.decode(event.message.value)))
+        return found
+
+    @property
+    def states(self) -> list[str]:
+        """OTA states in wire order, e.g. ['TRANSFER_BEGIN', 'TRANSFER_BEGIN', 'APPLY']."""
+        return [info.state.name for _, info in self.ota_infos()]
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """Every SET 1302 the ASR sent, retries included."""
+        chunks = []
+        for event in self.messages:
+            m = event.message
+            if (
+                event.direction == ASR_TO_MCU
+                and m.attr_id == aflib.AF_MCU_OTA_TRANSFER
+                and (m.type == MsgType.SET)
+            ):
+                offset, data = aflib.decode_transfer(m.value)
+                chunks.append(Chunk(event.t, offset, data))
+        return chunks
+
+    @property
+    def next_offsets(self) -> list[int]:
+        """The offsets the MCU asked for, in order (0xFFFFFFFF: stop)."""
+        return [
+            aflib.decode_offset(e.message.value)
+            for e in self.messages
+            if e.direction == MCU_TO_ASR
+            and e.message.attr_id == aflib.AF_MCU_OTA_TRANSFER
+            and len(e.message.value) == 4
+        ]
+
+    @property
+    def retries(self) -> int:
+        """Chunks sent again for an offset already sent."""
+        seen: set[int] = set()
+        again = 0
+        for chunk in self.chunks:
+            again += chunk.offset in seen
+            seen.add(chunk.offset)
+        return again
+
+    @property
+    def throughput(self) -> float:
+        """Chunk payload bytes per second between the first and the last chunk."""
+        chunks = self.chunks
+        if len(chunks) < 2 or chunks[-1].t <= chunks[0].t:
+            return 0.0
+        return sum(len(c.data) for c in chunks) / (chunks[-1].t - chunks[0].t)
+
+    def text(self) -> str:
+        """The transcript as readable lines (time relative to the first event)."""
+        if not self.events:
+            return "(the sniffer saw nothing)"
+        start = self.events[0].t
+        return "\n".join(describe_event(_shift(e, start)) for e in self.events)
+
+    # -- assertions ----------------------------------------------------------------------------
+
+    def assert_delivered(
+        self, image: bytes, *, version_id: int, image_type: int = 101, attribute_size: int = 253
+    ) -> None:
+        """The whole DESIGN §3 handoff of `image` happened and ended in its version report."""
+        size, digest = len(image), hashlib.sha256(image).digest()
+        begin = self._find(
+            "1. BEGIN from the ASR",
+            lambda e, i: e.direction == ASR_TO_MCU and i.state == OtaState.TRANSFER_BEGIN,
+        )
+        event, info = begin
+        if (info.ota_type, info.size, info.version_id) != (image_type, size, version_id):
+            self._fail(
+                "1. BEGIN from the ASR",
+                f"BEGIN carries type={info.ota_type} size={info.size} version={info.version_id}, "
+                f"expected type={image_type} size={size} version={version_id}",
+                event,
+            )
+        self._find(
+            "2. the MCU accepts",
+            lambda e, i: e.direction == MCU_TO_ASR and i.state == OtaState.TRANSFER_BEGIN,
+        )
+        self._check_chunks(image, aflib.max_chunk(attribute_size))
+        if aflib.STOP_TRANSFER_OFFSET not in self.next_offsets:
+            self._fail("3. chunks", "the MCU never answered 0xFFFFFFFF (all bytes in)", None)
+        verify_event, verify = self._find(
+            "4. VERIFY from the MCU",
+            lambda e, i: e.direction == MCU_TO_ASR and i.state == OtaState.VERIFY_SIGNATURE,
+        )
+        if verify.sha256 != digest:
+            self._fail(
+                "4. VERIFY from the MCU",
+                f"the MCU hashed {verify.sha256.hex() if verify.sha256 else None}, "
+                f"the image is {digest.hex()}",
+                verify_event,
+            )
+        apply_event, apply = self._find(
+            "5. APPLY from the ASR",
+            lambda e, i: e.direction == ASR_TO_MCU and i.state == OtaState.APPLY,
+        )
+        if apply.version_id != version_id:
+            self._fail(
+                "5. APPLY from the ASR",
+                f"APPLY carries version {apply.version_id}, expected {version_id}",
+                apply_event,
+            )
+        attribute = aflib.version_attribute(image_type)
+        reports = [
+            e
+            for e in self.messages
+            if e.direction == MCU_TO_ASR and e.message.attr_id == attribute and e.t >= apply_event.t
+        ]
+        if not any(int.from_bytes(e.message.value[:8], "little") == version_id for e in reports):
+            got = [int.from_bytes(e.message.value[:8], "little") for e in reports]
+            self._fail(
+                "6. version report",
+                f"attribute {attribute} was not written with {version_id} after APPLY "
+                f"(writes seen: {got or 'none'}): an apply failure",
+                apply_event,
+            )
+
+    def assert_not_applied(self, image_type: int = 101) -> None:
+        """No APPLY crossed, or it was not followed by a version report: the old image runs."""
+        attribute = aflib.version_attribute(image_type)
+        applied = [e for e, i in self.ota_infos(ASR_TO_MCU) if i.state == OtaState.APPLY]
+        if applied:
+            after = [
+                e
+                for e in self.messages
+                if e.message.attr_id == attribute
+                and e.direction == MCU_TO_ASR
+                and e.t >= applied[0].t
+            ]
+            if after:
+                self._fail("not applied", f"the MCU reported {attribute} after APPLY", after[0])
+
+    def _check_chunks(self, image: bytes, largest: int) -> None:
+        covered = 0
+        for chunk in self.chunks:
+            if len(chunk.data) > largest:
+                self._fail(
+                    "3. chunks",
+                    f"chunk at {chunk.offset} holds {len(chunk.data)} bytes, "
+                    f"more than the attribute allows ({largest})",
+                    _at(self, chunk.t),
+                )
+            if chunk.data != image[chunk.offset : chunk.offset + len(chunk.data)]:
+                self._fail(
+                    "3. chunks",
+                    f"chunk at {chunk.offset} differs from the image there",
+                    _at(self, chunk.t),
+                )
+            if chunk.offset > covered:
+                self._fail(
+                    "3. chunks",
+                    f"gap: bytes [{covered}, {chunk.offset}) never sent before a later chunk",
+                    _at(self, chunk.t),
+                )
+            covered = max(covered, chunk.offset + len(chunk.data))
+        if covered < len(image):
+            self._fail("3. chunks", f"chunks cover [0, {covered}) of {len(image)} bytes", None)
+
+    def _find(self, step: str, wanted) -> tuple[MessageEvent, OtaInfo]:
+        for event, info in self.ota_infos():
+            if wanted(event, info):
+                return event, info
+        self._fail(step, "not on the wire", None)
+        raise AssertionError  # unreachable: _fail raises
+
+    def _fail(self, step: str, what: str, around: MessageEvent | None) -> None:
+        lines = [f"handoff step {step}: {what}"]
+        messages = self.messages
+        if around is not None and around in messages:
+            at = messages.index(around)
+            window = messages[max(0, at - CONTEXT) : at + CONTEXT + 1]
+        else:
+            window = messages[-2 * CONTEXT :]
+        start = self.events[0].t if self.events else 0.0
+        lines += [
+            ("  > " if e is around else "    ") + describe_event(_shift(e, start)) for e in window
+        ]
+        lines.append(f"  ({len(messages)} messages, {len(self.skipped)} skipped stretches)")
+        raise HandoffError("\n".join(lines))
+
+
+def _at(transcript: Transcript, t: float) -> MessageEvent | None:
+    return next((e for e in transcript.messages if e.t == t), None)
+
+
+def _shift(event: Event, start: float) -> Event:
+    return replace(event, t=event.t - start)
