@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 from rig.console import Console
@@ -36,7 +37,10 @@ class Board:
 
     def boot(self, off_s: float | None = None, timeout_s: float | None = None) -> str:
         """Power-cycle and wait for the boot banner; returns the firmware version it prints."""
-        self.power.cycle(off_s)
+        self.power.off()
+        time.sleep(self.power.off_s if off_s is None else off_s)  # let the rails drain
+        self.console.discard()  # a banner still unread from before must not pass for this boot
+        self.power.on()
         return self.wait_for_banner(timeout_s)
 
     def wait_for_banner(self, timeout_s: float | None = None) -> str:

@@ -293,6 +293,16 @@ class Console:
         with self._write_lock:
             return port.write(data) or 0
 
+    def discard(self) -> None:
+        """Forget what was received but not yet matched (it stays in the log): the next expect
+        sees only what arrives from now on, e.g. the banner of the boot about to happen."""
+        with self._cond:
+            self._chunks.clear()
+            self._unread = 0
+        self._feed._buffer = self._feed.buffer_type()
+        self._feed._before = self._feed.buffer_type()
+        self.mark("earlier unread output discarded")
+
     def sendline(self, text: str = "") -> None:
         self.mark(f">> {text}")
         self.write((text + self.newline).encode())

@@ -38,7 +38,7 @@ class Target:
 
     device_id: str
     device_type: str
-    profile: Path | None = None
+    profile: Path | dict | None = None  # a profile file, or the profile itself
 
 
 class Pipeline:
@@ -74,7 +74,9 @@ class Pipeline:
         """Publish the target's profile file (it must enable the image type, else R4/R6 say so)."""
         if target.profile is None:
             return None
-        profile = yaml.safe_load(target.profile.read_text())
+        profile = target.profile
+        if not isinstance(profile, dict):
+            profile = yaml.safe_load(Path(profile).read_text())
         return self.ota.publish_profile(target.device_type, profile)
 
     def run(

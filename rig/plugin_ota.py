@@ -134,3 +134,13 @@ def handoff(board: Board) -> Iterator[HandoffRecorder]:
     transcript = recorder.stop()
     allure.attach(transcript.text(), name=f"handoff {board.name}",
                   attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+
+
+@pytest.fixture
+def double_control(board: Board) -> Iterator[DoubleControl]:
+    """The emulated board's control channel (link speed, later faults); skipped on real boards."""
+    if not board.control_port:
+        pytest.skip(f"board {board.name!r} is not emulated: it has no double to control")
+    control = DoubleControl(board.control_port)
+    yield control
+    control.close()

@@ -115,11 +115,15 @@ class Transcript:
     ) -> None:
         """The whole DESIGN §3 handoff of `image` happened and ended in its version report."""
         size, digest = len(image), hashlib.sha256(image).digest()
-        begin = self._find(
-            "1. BEGIN from the ASR",
-            lambda e, i: e.direction == ASR_TO_MCU and i.state == OtaState.TRANSFER_BEGIN,
-        )
-        event, info = begin
+        begins = [
+            (e, i)
+            for e, i in self.ota_infos(ASR_TO_MCU)
+            if i.state == OtaState.TRANSFER_BEGIN and i.ota_type == image_type
+        ] or [(e, i) for e, i in self.ota_infos(ASR_TO_MCU) if i.state == OtaState.TRANSFER_BEGIN]
+        if not begins:
+            self._fail("1. BEGIN from the ASR", "not on the wire", None)
+        event, info = begins[-1]  # the latest handoff of this type: earlier attempts may precede
+        since = event.t
         if (info.ota_type, info.size, info.version_id) != (image_type, size, version_id):
             self._fail(
                 "1. BEGIN from the ASR",
@@ -129,14 +133,18 @@ class Transcript:
             )
         self._find(
             "2. the MCU accepts",
-            lambda e, i: e.direction == MCU_TO_ASR and i.state == OtaState.TRANSFER_BEGIN,
+            lambda e, i: (
+                e.t >= since and e.direction == MCU_TO_ASR and i.state == OtaState.TRANSFER_BEGIN
+            ),
         )
-        self._check_chunks(image, aflib.max_chunk(attribute_size))
+        self._check_chunks(image, aflib.max_chunk(attribute_size), since)
         if aflib.STOP_TRANSFER_OFFSET not in self.next_offsets:
             self._fail("3. chunks", "the MCU never answered 0xFFFFFFFF (all bytes in)", None)
         verify_event, verify = self._find(
             "4. VERIFY from the MCU",
-            lambda e, i: e.direction == MCU_TO_ASR and i.state == OtaState.VERIFY_SIGNATURE,
+            lambda e, i: (
+                e.t >= since and e.direction == MCU_TO_ASR and i.state == OtaState.VERIFY_SIGNATURE
+            ),
         )
         if verify.sha256 != digest:
             self._fail(
@@ -147,7 +155,7 @@ class Transcript:
             )
         apply_event, apply = self._find(
             "5. APPLY from the ASR",
-            lambda e, i: e.direction == ASR_TO_MCU and i.state == OtaState.APPLY,
+            lambda e, i: e.t >= since and e.direction == ASR_TO_MCU and i.state == OtaState.APPLY,
         )
         if apply.version_id != version_id:
             self._fail(
@@ -185,9 +193,9 @@ class Transcript:
             if after:
                 self._fail("not applied", f"the MCU reported {attribute} after APPLY", after[0])
 
-    def _check_chunks(self, image: bytes, largest: int) -> None:
+    def _check_chunks(self, image: bytes, largest: int, since: float) -> None:
         covered = 0
-        for chunk in self.chunks:
+        for chunk in (c for c in self.chunks if c.t >= since):
             if len(chunk.data) > largest:
                 self._fail(
                     "3. chunks",

@@ -52,11 +52,13 @@ class Asr:
         log: Callable[[str], None],
         attribute_size: int = 253,
         timeouts: AsrTimeouts | None = None,
+        radio_bps: float | None = None,
     ) -> None:
         self._send = send
         self._log = log
         self.attribute_size = attribute_size
         self.timeouts = timeouts or AsrTimeouts()
+        self.radio_bps = radio_bps  # None: the download is not paced
         self.device: DeviceClient | None = None
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.versions: dict[int, int] = {}  # what the MCU reported: type -> version id
@@ -135,7 +137,10 @@ class Asr:
         while len(data) < size:
             self._check_power()
             end = min(len(data) + DOWNLOAD_CHUNK, size) - 1
-            data += self.device.download(offer["sha256"], len(data), end)
+            piece = self.device.download(offer["sha256"], len(data), end)
+            data += piece
+            if self.radio_bps and self._stop.wait(len(piece) * 8 / self.radio_bps):
+                raise _Stopped  # the radio's pace; power went while waiting
         if hashlib.sha256(data).hexdigest() != offer["sha256"]:
             raise OtaClientError(f"downloaded image does not hash to {offer['sha256']}")
         return data
@@ -149,7 +154,8 @@ class Asr:
             self._report(deployment, "DECLINED", detail="the MCU answered BEGIN with IDLE")
             return "declined by the MCU"
         self._report(deployment, "ACCEPTED")
-        if not self._transfer(deployment, image):
+        attribute_size = int(offer.get("attributeSize") or self.attribute_size)
+        if not self._transfer(deployment, image, attribute_size):
             return "the MCU stopped the transfer"
         self._report(deployment, "TRANSFERRED", bytes=size, total=size)
         verify = self._await(
@@ -195,9 +201,9 @@ class Asr:
         self._report(deployment, "SUCCEEDED", detail=f"attribute {attribute} = {version_id}")
         return "succeeded"
 
-    def _transfer(self, deployment: str, image: bytes) -> bool:
+    def _transfer(self, deployment: str, image: bytes, attribute_size: int) -> bool:
         """Chunks from wherever the MCU asks; False if it stopped early."""
-        chunk = aflib.max_chunk(self.attribute_size)
+        chunk = aflib.max_chunk(attribute_size)
         offset, size, reported = 0, len(image), -1
         while True:
             value = aflib.encode_transfer(offset, image[offset : offset + chunk])

@@ -36,7 +36,9 @@ class BoardOta:
         )  # fmt: skip
         self.tap = Tap(state_dir / "link.capture.jsonl")
         self.baud, self.paced = baud, paced
+        self.radio_bps: float = 250_000  # the cloud→ASR leg when paced (a BLE-class radio)
         self.timeouts = AsrTimeouts()
+        self.image_types = range(101, 201)  # what the MCU takes; its profile says what is sent
         self.mcu: EmulatedMcu | None = None  # the console side, wired by the runner
         self._device: DeviceClient | None = None
         self._lock = threading.RLock()
@@ -80,9 +82,11 @@ class BoardOta:
 
     def _start(self) -> None:
         mcu_side, asr_side = McuTransport(), AsrTransport()
-        self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot)
+        self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot,
+                           accepted_types=self.image_types)  # fmt: skip
         asr = Asr(send=lambda raw: self._link.send_from_asr(raw) if self._link else None,
-                  log=self._console, timeouts=self.timeouts)  # fmt: skip
+                  log=self._console, timeouts=self.timeouts,
+                  radio_bps=self.radio_bps if self.paced else None)  # fmt: skip
         self._link = Link(
             mcu=mcu_side, asr=asr_side, to_mcu=self._to_mcu, to_asr=asr.deliver, tap=self.tap,
             baud=self.baud, paced=self.paced, name=self.spec.name,

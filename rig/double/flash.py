@@ -203,6 +203,8 @@ class Flash:
             self.discard_staging()
             return BootResult(False, problem, old)
         data = self.staged_data()
+        if staging["type"] != self.image_type:
+            return self._store_secondary(staging["type"], data, version_id, old)
         slot = self._inactive()
         if image.is_rig_image(data):
             parsed = image.parse(data)
@@ -221,6 +223,18 @@ class Flash:
                    installed=installed, staging=None)  # fmt: skip
         version = running["version"]
         return BootResult(True, f"booted slot {slot} ({version})", version, rebooted=True)
+
+    def _store_secondary(self, ota_type: int, data: bytes, version_id: int, old: str) -> BootResult:
+        """An image of another type (assets, a co-processor's firmware) beside the application:
+        kept in its own region, the application keeps running, no reboot."""
+        _write_atomic(self.state_dir / f"mcu-type-{ota_type}.bin", data)
+        installed = {**self._record["installed"], str(ota_type): version_id}
+        self._save(installed=installed, staging=None)
+        return BootResult(True, f"stored image type {ota_type} ({len(data)} bytes)", old)
+
+    def secondary_image(self, ota_type: int) -> bytes | None:
+        path = self.state_dir / f"mcu-type-{ota_type}.bin"
+        return path.read_bytes() if path.exists() else None
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -103,15 +103,29 @@ class Double:
             self.close()
             raise
 
-        self.control = ControlServer({"ota": self._connect_ota})
+        self.control = ControlServer({"ota": self._connect_ota, "link": self._set_link})
 
     def _connect_ota(self, request: dict) -> dict:
         """Control op `ota`: tell a board's ASR its OTA service URL, device id and secret."""
-        board = self.boards.get(request["board"])
-        if board is None:
-            raise DoubleError(f"no emulated board {request['board']!r} in this double")
+        board = self._board(request["board"])
         board.ota.connect(request["url"], request["device_id"], request["secret"])
         return {}
+
+    def _set_link(self, request: dict) -> dict:
+        """Control op `link`: speed fast/paced and baud, taking effect at the next power-on."""
+        board = self._board(request["board"])
+        speed = request.get("speed", "fast")
+        if speed not in ("fast", "paced"):
+            raise DoubleError(f"link speed {speed!r} is not fast or paced")
+        board.ota.paced = speed == "paced"
+        board.ota.baud = int(request.get("baud", board.ota.baud))
+        board.ota.radio_bps = request.get("radio_bps", board.ota.radio_bps)
+        return {"speed": speed, "baud": board.ota.baud}
+
+    def _board(self, name: str) -> EmulatedBoard:
+        if name not in self.boards:
+            raise DoubleError(f"no emulated board {name!r} in this double")
+        return self.boards[name]
 
     def info(self) -> list[dict[str, object]]:
         """Where each board is: {"board", "power" (VISA resource), "console", "tap", ...}."""
