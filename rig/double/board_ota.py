@@ -32,7 +32,7 @@ class BoardOta:
         self.state_dir = state_dir
         self.flash = Flash(
             state_dir / "flash", factory_version=spec.firmware_version,
-            image_type=DEFAULT_IMAGE_TYPE,
+            image_type=DEFAULT_IMAGE_TYPE, slot_bytes=spec.slot_bytes,
         )  # fmt: skip
         self.tap = Tap(state_dir / "link.capture.jsonl")
         self.baud, self.paced = baud, paced

@@ -37,6 +37,7 @@ class EmulatedBoardSpec:
     state_dir: Path | None = None  # where the MCU's flash and the link capture live
     link_baud: int = 115200  # the ASR⇆MCU UART, as the profile configures it
     link_speed: str = "fast"  # "fast": unpaced (CI); "paced": bytes take the UART's time
+    slot_bytes: int = 64 * 1024  # the MCU's flash slot (rig.image.MCU_SLOT_BYTES)
 
     def __post_init__(self) -> None:
         where = f"emulated board {self.name!r}"
