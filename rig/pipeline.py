@@ -15,7 +15,10 @@ from typing import Any
 import allure
 import yaml
 
+from rig.board import Board
+from rig.handoff import HandoffRecorder
 from rig.ota.client import TERMINAL_STATES, OtaClient, OtaClientError
+from rig.witnesses import Views, cross_check, history_json
 
 
 @dataclass
@@ -26,6 +29,7 @@ class PipelineRun:
     profile: dict[str, Any] | None = None
     image: dict[str, Any] = field(default_factory=dict)
     deployment: dict[str, Any] = field(default_factory=dict)
+    witnesses: Views | None = None
 
     @property
     def states(self) -> list[str]:
@@ -90,8 +94,14 @@ class Pipeline:
         tags: list[str] | tuple[str, ...] = (),
         until: str | tuple[str, ...] | None = "QUEUED",
         timeout_s: float = 60.0,
+        board: Board | None = None,
+        handoff: HandoffRecorder | None = None,
+        expect_version: str | None = None,
     ) -> PipelineRun:
-        """Push `firmware` to the target; wait for a state in `until` (None: do not wait)."""
+        """Push `firmware` to the target; wait for a state in `until` (None: do not wait).
+
+        Given the board (and its handoff recorder), a terminal outcome is cross-checked with
+        the console and the wire: disagreement fails with all three views."""
         done = PipelineRun()
         with allure.step(f"image type {type_}"):
             done.image_type = self.ensure_image_type(type_)
@@ -115,4 +125,14 @@ class Pipeline:
                 done.deployment = self.ota.wait_for_deployment(
                     done.deployment["id"], set(wanted) | TERMINAL_STATES, timeout_s
                 )
+                allure.attach(history_json(done.deployment), name="deployment history",
+                              attachment_type=allure.attachment_type.JSON)  # fmt: skip
+            if done.deployment["state"] in TERMINAL_STATES and (board or handoff):
+                with allure.step("three witnesses agree"):
+                    device = self.ota.device(target.device_id)
+                    reported = {int(a["id"]): str(a["value"]) for a in device["attributes"]}
+                    done.witnesses = cross_check(
+                        done.deployment, reported, image_type=type_, board=board,
+                        recorder=handoff, expected_version=expect_version,
+                    )  # fmt: skip
         return done

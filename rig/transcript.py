@@ -16,6 +16,7 @@ from rig.errors import RigError
 from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, Event, MessageEvent, SkipEvent, describe_event
 
 CONTEXT = 4  # messages shown on each side of the one that broke a step
+CLOCK_SLACK_S = 0.5  # how far the two sniffer ports' timestamps may disagree
 
 
 class HandoffError(RigError, AssertionError):
@@ -27,6 +28,8 @@ class Chunk:
     t: float
     offset: int
     data: bytes
+    # The message it came in: several share one `t` when a sniffer read returns a backlog.
+    event: MessageEvent | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -49,7 +52,10 @@ class Transcript:
         for event in self.messages:
             wanted = direction is None or event.direction == direction
             if wanted and event.message.attr_id == aflib.AF_MCU_OTA_INFO and event.message.value:
-                found.append((event, OtaInfo.decode(event.message.value)))
+                try:
+                    found.append((event, OtaInfo.decode(event.message.value)))
+                except aflib.ProtocolError:
+                    continue  # a device's malformed value: text() shows it, queries skip it
         return found
 
     @property
@@ -68,8 +74,11 @@ class Transcript:
                 and m.attr_id == aflib.AF_MCU_OTA_TRANSFER
                 and (m.type == MsgType.SET)
             ):
-                offset, data = aflib.decode_transfer(m.value)
-                chunks.append(Chunk(event.t, offset, data))
+                try:
+                    offset, data = aflib.decode_transfer(m.value)
+                except aflib.ProtocolError:
+                    continue  # shorter than its offset: not a chunk (text() shows it)
+                chunks.append(Chunk(event.t, offset, data, event))
         return chunks
 
     @property
@@ -131,19 +140,30 @@ class Transcript:
                 f"expected type={image_type} size={size} version={version_id}",
                 event,
             )
-        self._find(
+        # Each direction is timestamped by its own sniffer port: order across directions is
+        # only as good as the sniffer's clock, so MCU-side steps are placed by the MCU's echo.
+        accept_event, _ = self._find(
             "2. the MCU accepts",
             lambda e, i: (
-                e.t >= since and e.direction == MCU_TO_ASR and i.state == OtaState.TRANSFER_BEGIN
+                e.direction == MCU_TO_ASR
+                and e.message.request_id == event.message.request_id
+                and i.state == OtaState.TRANSFER_BEGIN
+                and e.t >= since - CLOCK_SLACK_S
             ),
         )
+        since_mcu = accept_event.t
         self._check_chunks(image, aflib.max_chunk(attribute_size), since)
-        if aflib.STOP_TRANSFER_OFFSET not in self.next_offsets:
+        if (
+            aflib.STOP_TRANSFER_OFFSET
+            not in Transcript([e for e in self.events if e.t >= since]).next_offsets
+        ):  # an earlier attempt's STOP says nothing about this one
             self._fail("3. chunks", "the MCU never answered 0xFFFFFFFF (all bytes in)", None)
         verify_event, verify = self._find(
             "4. VERIFY from the MCU",
             lambda e, i: (
-                e.t >= since and e.direction == MCU_TO_ASR and i.state == OtaState.VERIFY_SIGNATURE
+                e.t >= since_mcu
+                and e.direction == MCU_TO_ASR
+                and i.state == OtaState.VERIFY_SIGNATURE
             ),
         )
         if verify.sha256 != digest:
@@ -164,10 +184,20 @@ class Transcript:
                 apply_event,
             )
         attribute = aflib.version_attribute(image_type)
+        echo = next(
+            (
+                e
+                for e, i in self.ota_infos(MCU_TO_ASR)
+                if i.state == OtaState.APPLY
+                and e.message.request_id == apply_event.message.request_id
+                and e.t >= since_mcu
+            ),
+            verify_event,
+        )  # the MCU's own echo of APPLY: its version write comes after it on the same port
         reports = [
             e
             for e in self.messages
-            if e.direction == MCU_TO_ASR and e.message.attr_id == attribute and e.t >= apply_event.t
+            if e.direction == MCU_TO_ASR and e.message.attr_id == attribute and e.t >= echo.t
         ]
         if not any(int.from_bytes(e.message.value[:8], "little") == version_id for e in reports):
             got = [int.from_bytes(e.message.value[:8], "little") for e in reports]
@@ -201,19 +231,19 @@ class Transcript:
                     "3. chunks",
                     f"chunk at {chunk.offset} holds {len(chunk.data)} bytes, "
                     f"more than the attribute allows ({largest})",
-                    _at(self, chunk.t),
+                    chunk.event,
                 )
             if chunk.data != image[chunk.offset : chunk.offset + len(chunk.data)]:
                 self._fail(
                     "3. chunks",
                     f"chunk at {chunk.offset} differs from the image there",
-                    _at(self, chunk.t),
+                    chunk.event,
                 )
             if chunk.offset > covered:
                 self._fail(
                     "3. chunks",
                     f"gap: bytes [{covered}, {chunk.offset}) never sent before a later chunk",
-                    _at(self, chunk.t),
+                    chunk.event,
                 )
             covered = max(covered, chunk.offset + len(chunk.data))
         if covered < len(image):
@@ -240,10 +270,6 @@ class Transcript:
         ]
         lines.append(f"  ({len(messages)} messages, {len(self.skipped)} skipped stretches)")
         raise HandoffError("\n".join(lines))
-
-
-def _at(transcript: Transcript, t: float) -> MessageEvent | None:
-    return next((e for e in transcript.messages if e.t == t), None)
 
 
 def _shift(event: Event, start: float) -> Event:
