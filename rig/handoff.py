@@ -61,6 +61,7 @@ class HandoffRecorder:
             except (serial.SerialException, OSError, TypeError):
                 if self._stop.is_set():
                     return
+                self._stop.wait(0.1)  # a port gone (unplugged, EIO) fails at once: do not spin
                 continue
             if data:
                 with self._lock:
@@ -91,7 +92,8 @@ class HandoffRecorder:
             with contextlib.suppress(Exception):
                 port.cancel_read()
         for thread in self._threads:
-            thread.join(timeout=2)
+            if thread.ident is not None:  # start() may fail on a later port before any runs
+                thread.join(timeout=2)
         for port in self._serials:
             with contextlib.suppress(Exception):
                 port.close()

@@ -42,7 +42,9 @@ class ControlServer:
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Session)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def _answer(self, line: bytes) -> dict[str, Any]:
@@ -55,7 +57,9 @@ class ControlServer:
             return {"ok": True, **(handler(request) or {})}
         except (ValueError, AttributeError) as exc:
             return {"ok": False, "error": f"bad control request: {exc}"}
-        except (RigError, KeyError, TypeError) as exc:
+        except KeyError as exc:  # str(KeyError) is just the quoted key: say what it is
+            return {"ok": False, "error": f"{request.get('op')!r} request lacks the field {exc}"}
+        except (RigError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
 
     def close(self) -> None:
