@@ -38,6 +38,7 @@ class RigSession:
         self._inventory: inventory.Inventory | None = None
         self._names: list[str] | None = None
         self.problem: str | None = None  # why no board could be selected, said once collected
+        self.dirty: set[str] = set()  # boards whose last test failed: rebooted before the next
         self.lab: Lab | None = None
 
     def inventory(self) -> inventory.Inventory:
@@ -198,9 +199,25 @@ def _console_marks(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     board: Board = request.getfixturevalue("board")
+    session: RigSession = request.config.stash[_STATE]
+    if board.name in session.dirty:  # the last test failed on it: start from a known state
+        session.dirty.discard(board.name)
+        board.console.mark("recovering after a failed test: power cycle, expect the banner")
+        board.boot()
     board.console.mark(f"test start: {request.node.nodeid}")
     yield
     board.console.mark(f"test end: {request.node.nodeid}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Remember boards whose test failed, so one failure never cascades into the next test."""
+    outcome = yield
+    report = outcome.get_result()
+    callspec = getattr(item, "callspec", None)
+    name = callspec.params.get("board") if callspec else None
+    if name and report.failed and report.when in ("setup", "call"):
+        item.config.stash[_STATE].dirty.add(name)
 
 
 @pytest.fixture

@@ -144,3 +144,31 @@ def double_control(board: Board) -> Iterator[DoubleControl]:
     control = DoubleControl(board.control_port)
     yield control
     control.close()
+
+
+class FaultControl:
+    """Faults of one emulated board, through the double's control channel."""
+
+    def __init__(self, control: DoubleControl, board: str) -> None:
+        self._control, self.board = control, board
+
+    def inject(self, name: str, **params: object) -> dict:
+        return self._control.call("fault", board=self.board, name=name, **params)
+
+    def timeouts(self, **seconds: float) -> dict:
+        """Stage timeouts of the ASR (offer, chunk, verify, version), in seconds."""
+        return self._control.call("timeouts", board=self.board, **seconds)
+
+    def status(self) -> dict:
+        return self._control.call("status", board=self.board)
+
+    def clear(self) -> None:
+        self._control.call("clear_faults", board=self.board)
+
+
+@pytest.fixture
+def faults(board: Board, double_control: DoubleControl) -> Iterator[FaultControl]:
+    """Inject faults into the emulated board; all cleared when the test ends."""
+    control = FaultControl(double_control, board.name)
+    yield control
+    control.clear()

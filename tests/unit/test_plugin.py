@@ -154,3 +154,22 @@ def test_each_board_stays_on_one_xdist_worker(lab_dir):
         if found:
             workers[found.group(3)].add(found.group(1))
     assert all(len(used) == 1 for used in workers.values()), workers
+
+
+def test_a_failed_test_does_not_cascade_into_the_next(lab_dir):
+    lab_dir.makepyfile(
+        test_cascade="""
+def test_breaks_the_board(board):
+    board.power.off()
+    raise AssertionError("left the board off")
+
+def test_next_finds_it_running(board):
+    assert board.power.is_on()
+    board.console.sendline("version")
+    board.console.expect(r"firmware version: \\S+\\r?\\n", timeout=3)
+"""
+    )
+    result = lab_dir.runpytest("--board", "alpha", "test_cascade.py")
+    result.assert_outcomes(passed=1, failed=1)
+    log = next((lab_dir.path / ".rig" / "logs").glob("*/alpha.console.log")).read_text()
+    assert "recovering after a failed test" in log
