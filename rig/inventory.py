@@ -294,6 +294,10 @@ def _describe(error: dict[str, Any]) -> str:
         return message
     if kind in _PLAIN:
         return f"expected {_PLAIN[kind]}, got {error['input']!r}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        hint = _did_you_mean(error["input"], choices)
+        return f"{error['input']!r} is not one of {', '.join(choices)}{hint}"
     if kind == "too_short" and loc == ("boards",):
         return "no boards: describe at least one board under 'boards:'"
     if kind == "string_pattern_mismatch":
