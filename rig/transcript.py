@@ -224,28 +224,23 @@ class Transcript:
                 self._fail("not applied", f"the MCU reported {attribute} after APPLY", after[0])
 
     def _check_chunks(self, image: bytes, largest: int, since: float) -> None:
-        covered = 0
+        """Every chunk fits the attribute and matches the image; together they cover it all.
+
+        Retries and re-requests are allowed: a dropped chunk is sent again after later ones."""
+        ranges = []
         for chunk in (c for c in self.chunks if c.t >= since):
             if len(chunk.data) > largest:
-                self._fail(
-                    "3. chunks",
-                    f"chunk at {chunk.offset} holds {len(chunk.data)} bytes, "
-                    f"more than the attribute allows ({largest})",
-                    chunk.event,
-                )
+                self._fail("3. chunks", f"chunk at {chunk.offset} holds {len(chunk.data)} bytes, "
+                           f"more than the attribute allows ({largest})", chunk.event)  # fmt: skip
             if chunk.data != image[chunk.offset : chunk.offset + len(chunk.data)]:
-                self._fail(
-                    "3. chunks",
-                    f"chunk at {chunk.offset} differs from the image there",
-                    chunk.event,
-                )
-            if chunk.offset > covered:
-                self._fail(
-                    "3. chunks",
-                    f"gap: bytes [{covered}, {chunk.offset}) never sent before a later chunk",
-                    chunk.event,
-                )
-            covered = max(covered, chunk.offset + len(chunk.data))
+                self._fail("3. chunks", f"chunk at {chunk.offset} differs from the image there",
+                           chunk.event)  # fmt: skip
+            ranges.append((chunk.offset, chunk.offset + len(chunk.data)))
+        covered = 0
+        for start, end in sorted(ranges):
+            if start > covered:
+                self._fail("3. chunks", f"gap: bytes [{covered}, {start}) were never sent", None)
+            covered = max(covered, end)
         if covered < len(image):
             self._fail("3. chunks", f"chunks cover [0, {covered}) of {len(image)} bytes", None)
 
