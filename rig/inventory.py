@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyvisa import rname
 
+from rig.double.faults import FaultError, parse_fault
 from rig.errors import RigError
 from rig.power_dialects import DIALECTS
 from rig.yaml_source import Problem, YamlSource, dotted
@@ -115,6 +116,26 @@ class LinkConfig(_Strict):
     speed: Literal["fast", "paced"] = "fast"
 
 
+class DoubleTimeouts(_Strict):
+    """Seconds each handoff stage may take on the emulated ASR (rig.double.spec.AsrTimeouts).
+
+    A stage that runs out ends the attempt TIMED_OUT(stage); `version` (no version report after
+    APPLY) ends it APPLY_FAILED, as DESIGN §3 says."""
+
+    offer: float = Field(5.0, gt=0, le=3600)
+    chunk: float = Field(5.0, gt=0, le=3600)
+    verify: float = Field(10.0, gt=0, le=3600)
+    version: float = Field(10.0, gt=0, le=3600)
+
+
+def _known_fault(value: dict[str, Any]) -> dict[str, Any]:
+    try:
+        parse_fault(value)
+    except FaultError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
 class DoubleConfig(_Strict):
     """How the board double behaves for an emulated board."""
 
@@ -123,6 +144,9 @@ class DoubleConfig(_Strict):
     idle_amps: float = Field(0.012, ge=0)
     boot_amps: float = Field(0.045, ge=0)
     boot_s: float = Field(0.05, ge=0, le=30)
+    timeouts: DoubleTimeouts = DoubleTimeouts()
+    # Active from power-on, and what `clear_faults` returns to: [{name: line_noise, rate: 0.05}]
+    faults: list[Annotated[dict[str, Any], AfterValidator(_known_fault)]] = []
 
 
 class BoardConfig(_Strict):

@@ -4,33 +4,51 @@ While the board has power it checks in with the OTA service as its device, takes
 deployment, downloads the image with HTTP Range (so an interrupted download resumes), runs the
 handoff of DESIGN §3 with the MCU over the link, and reports every state change back. It
 forwards the MCU's version attribute to the service; that write is the only success signal.
+It forwards the MCU's reset reason (attribute 65019) the same way.
+
+Interruptions: a real ASR keeps its OTA job across a reboot, so this one keeps the deployment in
+flight in a small JSON file (`AsrMemory`, the board's state folder). When it boots (power-on, or
+the asr_reboot fault) with a job there, it reports that attempt INTERRUPTED (reason "power loss"
+or "ASR reboot") before its next check-in, and the service offers the deployment again as a new
+attempt; the MCU resumes from the bytes it kept. A job that was APPLYING is different: if the
+MCU comes up reporting the new version the apply happened and the job SUCCEEDED.
+
+Faults it plays (rig.double.faults): the chunk faults (it sends the wrong chunks, or marks one to
+be corrupted on the line), asr_reboot, and no_ota_capability: the ASR reads its own
+capabilities attribute (1206) before taking an offer and, without bit 0x80, declines it
+(DECLINED, "no MCU OTA capability") without sending BEGIN, as a module that cannot hand images
+to its MCU would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from rig import aflib
 from rig.aflib import Message, MsgType, OtaInfo, OtaState
-from rig.ota.client import DeviceClient, OtaClientError
+from rig.double.faults import Faults
+from rig.double.spec import AsrTimeouts
+from rig.ota.client import TERMINAL_STATES, DeviceClient, OtaClientError
+
+__all__ = ["Asr", "AsrMemory", "AsrTimeouts"]
 
 DOWNLOAD_CHUNK = 64 * 1024
+# After a STOP before the last chunk was sent: how long the MCU's VERIFY (or FAIL) may take to
+# follow. It does when a resumed transfer already had every byte; else the MCU stopped early.
+STOP_GRACE_S = 1.0
+CORRUPT_AT = 4  # the byte of a SET 1302 value corrupt_chunk flips: the chunk's first data byte
+MAX_BACKLOG = 64
 
-
-@dataclass
-class AsrTimeouts:
-    """Seconds each stage may take before the attempt ends as TIMED_OUT(stage)."""
-
-    offer: float = 5.0  # BEGIN → the MCU's accept/decline
-    chunk: float = 5.0  # one SET 1302 → the MCU's next offset
-    verify: float = 10.0  # last chunk → VERIFY_SIGNATURE
-    version: float = 10.0  # APPLY → the version attribute
-    checkin_s: float = 0.2  # how often an idle ASR asks the service for work
+Send = Callable[[bytes, int | None], None]  # (message, index of a byte to corrupt on the line)
 
 
 class _Timeout(Exception):
@@ -42,26 +60,65 @@ class _Stopped(Exception):
     """Power went away: whatever was in RAM is gone."""
 
 
+class _Reboot(Exception):
+    """The asr_reboot fault: the ASR resets; its RAM goes, the MCU keeps power."""
+
+
+class AsrMemory:
+    """The ASR's non-volatile storage: the OTA job in flight (None: no path, RAM only)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._job: dict[str, Any] | None = None
+        if path is not None and path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                self._job = json.loads(path.read_text()).get("job")
+
+    def job(self) -> dict[str, Any] | None:
+        return dict(self._job) if self._job else None
+
+    def save(self, job: dict[str, Any] | None) -> None:
+        self._job = dict(job) if job else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps({"job": self._job}))
+            os.replace(tmp, self.path)  # a power cut leaves the old record or the new one
+
+    def stage(self, stage: str) -> None:
+        if self._job is not None and self._job.get("stage") != stage:
+            self.save({**self._job, "stage": stage})
+
+
 class Asr:
     """One board's ASR; `start()` at power-on, `stop()` at power-off."""
 
     def __init__(
         self,
         *,
-        send: Callable[[bytes], None],
+        send: Send,
         log: Callable[[str], None],
         attribute_size: int = 253,
         timeouts: AsrTimeouts | None = None,
         radio_bps: float | None = None,
+        faults: Faults | None = None,
+        memory: AsrMemory | None = None,
+        on_reboot: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._log = log
         self.attribute_size = attribute_size
         self.timeouts = timeouts or AsrTimeouts()
         self.radio_bps = radio_bps  # None: the download is not paced
+        self.faults = faults or Faults()
+        self.memory = memory or AsrMemory(None)
+        self._on_reboot = on_reboot  # the board resets the link's transports
         self.device: DeviceClient | None = None
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.versions: dict[int, int] = {}  # what the MCU reported: type -> version id
+        self.reboots = 0
+        self._boot_cause: str | None = "power loss"  # why a job in memory was broken off
+        self._backlog: list[Message] = []  # the MCU's own reports that arrived out of turn
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._request_id = 0
@@ -88,39 +145,99 @@ class Asr:
         except aflib.ProtocolError as exc:
             self._log(f"ASR: undecodable message from the MCU: {exc}")
 
+    def capabilities(self) -> bytes:
+        """Attribute 1206 as this ASR holds it (bit 0x80: it can hand images to the MCU)."""
+        return bytes([0 if self.faults.no_ota_capability else aflib.MCU_OTA_CAPABLE_BIT])
+
     def _next_message(self, timeout: float) -> Message | None:
-        """The MCU's next message; version reports are forwarded to the service on the way."""
+        """The MCU's next message; version and reset-reason reports go to the service on the
+        way."""
         try:
             message = self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
-        if self._is_version_report(message):
+        if message.type == MsgType.UPDATE and 2101 <= message.attr_id <= 2200:
             self._forward_version(message)
+        elif message.type == MsgType.UPDATE and message.attr_id == aflib.REBOOT_REASON:
+            self._forward(aflib.REBOOT_REASON, message.value[0] if message.value else 0)
         return message
 
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            while self._next_message(0) is not None:
-                pass  # idle: forward what the MCU reports (its version at boot)
-            if self._stop.wait(self.timeouts.checkin_s) or self.device is None:
-                continue
             try:
+                while self._next_message(0) is not None:
+                    pass  # idle: forward what the MCU reports (its version at boot)
+                if self._stop.wait(self.timeouts.checkin_s) or self.device is None:
+                    continue
+                self._recover()
                 offer = self.device.checkin({t: str(v) for t, v in self.versions.items()})
                 if offer:
                     self._deliver_image(offer)
             except _Stopped:
                 return
+            except _Reboot as reboot:
+                self._reboot(str(reboot))
             except OtaClientError as exc:
                 self._log(f"ASR: OTA service: {exc}")
+                self._boot_cause = "OTA service error"  # a job it broke off is retried
             except Exception as exc:  # a bug must show on the console, not kill the ASR silently
                 self._log(f"ASR: internal error: {exc!r}")
                 raise
 
+    def _reboot(self, why: str) -> None:
+        """RAM and the link start afresh; the job in memory survives (reported by _recover)."""
+        self._log(f"ASR: rebooting {why} (fault injected)")
+        self.reboots += 1
+        self.versions, self._backlog, self._request_id = {}, [], 0
+        self._boot_cause = "ASR reboot"
+        if self._on_reboot is not None:
+            self._on_reboot()
+        self._drain()
+
+    def _recover(self) -> None:
+        """A job in memory is an attempt that broke off: say how it ended, once."""
+        job = self.memory.job()
+        if job is None:
+            return
+        deployment, stage = str(job["deploymentId"]), job.get("stage", "OFFERED")
+        cause = self._boot_cause or "the ASR lost its place"
+        if stage == "APPLYING" and self._applied(job):
+            self._report(deployment, "SUCCEEDED",
+                         detail=f"the MCU came back from {cause} running version number "
+                                f"{job['versionNumber']}")  # fmt: skip
+        else:
+            self._report(deployment, "INTERRUPTED", reason=cause,
+                         detail=f"attempt {job.get('attempt', 1)} was {stage} when the board "
+                                f"went down ({cause}); the ASR asks for it again")  # fmt: skip
+        self._boot_cause = None
+
+    def _applied(self, job: dict[str, Any]) -> bool:
+        """After a reboot in APPLYING: does the MCU report the job's version (at its boot)?"""
+        type_, version_id = int(job["type"]), int(job["versionNumber"])
+        if type_ not in self.versions:
+            attribute = aflib.version_attribute(type_)
+            try:
+                self._await(lambda m: m.attr_id == attribute, "version", self.timeouts.version)
+            except _Timeout:
+                return False
+        return self.versions.get(type_) == version_id
+
     def _deliver_image(self, offer: dict) -> None:
         assert self.device is not None
         deployment = str(offer["deploymentId"])
+        self.memory.save({
+            "deploymentId": deployment, "attempt": offer.get("attempt", 1),
+            "type": int(offer["type"]), "versionNumber": int(offer["versionNumber"]),
+            "stage": "OFFERED",
+        })  # fmt: skip
+        capabilities = self.capabilities()
+        if not aflib.mcu_ota_capable(capabilities):
+            detail = (f"the ASR's capabilities (attribute {aflib.AF_ASR_CAPABILITIES}) are "
+                      f"{capabilities.hex()}: bit 0x80 (MCU OTA) is not set")  # fmt: skip
+            self._report(deployment, "DECLINED", reason="no MCU OTA capability", detail=detail)
+            return
         image = self._download(offer)
         try:
             outcome = self._handoff(deployment, offer, image)
@@ -179,6 +296,7 @@ class Asr:
             self._report(deployment, "VERIFY_FAILED", reason="sha256 mismatch",
                          detail=f"MCU {reported.hex()} != image {expected.hex()}")  # fmt: skip
             return "verify failed"
+        self.memory.stage("APPLYING")  # before APPLY leaves: a reboot now must look for it
         self._request(
             aflib.AF_MCU_OTA_INFO, OtaInfo(OtaState.APPLY, version_id=version_id).encode()
         )
@@ -206,37 +324,89 @@ class Asr:
         chunk = aflib.max_chunk(attribute_size)
         offset, size, reported = 0, len(image), -1
         while True:
-            value = aflib.encode_transfer(offset, image[offset : offset + chunk])
-            answer = self._ask(aflib.AF_MCU_OTA_TRANSFER, value, "chunk", self.timeouts.chunk)
+            answer = self._send_chunk(image, offset, chunk)
             wanted = aflib.decode_offset(answer.value)
             if wanted == aflib.STOP_TRANSFER_OFFSET:
-                if offset + chunk < size:
-                    self._report(deployment, "ABORTED_BY_MCU", bytes=offset, total=size,
-                                 detail=f"MCU stopped the transfer at {offset}/{size}")  # fmt: skip
-                    return False
-                return True
+                if offset + chunk >= size or self._verify_follows():
+                    return True
+                self._report(deployment, "ABORTED_BY_MCU", bytes=offset, total=size,
+                             detail=f"MCU stopped the transfer at {offset}/{size}")  # fmt: skip
+                return False
+            if self.faults.take_at("asr_reboot", wanted / max(size, 1)):
+                raise _Reboot(f"at {wanted}/{size} bytes")
             offset = wanted
             decile = offset * 10 // max(size, 1)
             if decile != reported:
                 reported = decile
                 self._report(deployment, "TRANSFERRING", bytes=offset, total=size)
 
+    def _send_chunk(self, image: bytes, offset: int, chunk: int) -> Message:
+        """SET 1302 for the chunk at `offset` and the MCU's answer; the chunk faults act here."""
+
+        def value(at: int) -> bytes:
+            return aflib.encode_transfer(at, image[at : at + chunk])
+
+        def ask(at: int, flip_at: int | None = None) -> Message:
+            return self._ask(aflib.AF_MCU_OTA_TRANSFER, value(at), "chunk", self.timeouts.chunk,
+                             flip_at=flip_at)  # fmt: skip
+
+        index, misaligned = divmod(offset, chunk)
+        chunks = -(-len(image) // chunk)
+        take = self.faults.take_chunk
+        if misaligned:
+            return ask(offset)
+        if take("drop_chunk", index, chunks):
+            self._log(f"ASR: chunk {index} dropped (fault injected): sending chunk {index + 1}")
+            return ask(offset + chunk)
+        if take("reorder_chunks", index, chunks):
+            self._log(f"ASR: chunks {index + 1} and {index} sent swapped (fault injected)")
+            self._request(aflib.AF_MCU_OTA_TRANSFER, value(offset + chunk))  # its answer is lost
+            return ask(offset)
+        if take("duplicate_chunk", index, chunks):
+            self._log(f"ASR: chunk {index} sent twice (fault injected)")
+            ask(offset)
+            return ask(offset)
+        if take("corrupt_chunk", index, chunks):
+            self._log(f"ASR: chunk {index} goes out to be corrupted on the line (fault injected)")
+            return ask(offset, flip_at=CORRUPT_AT)
+        return ask(offset)
+
+    def _verify_follows(self) -> bool:
+        """After an early STOP: whether the MCU had every byte already (its VERIFY follows)."""
+        try:
+            message = self._await(
+                lambda m: m.request_id == 0 and m.attr_id == aflib.AF_MCU_OTA_INFO
+                and OtaInfo.decode(m.value).state in (OtaState.VERIFY_SIGNATURE, OtaState.FAIL),
+                "verify", min(self.timeouts.verify, STOP_GRACE_S),
+            )  # fmt: skip
+        except _Timeout:
+            return False
+        self._backlog.insert(0, message)  # the verify stage takes it from here
+        return True
+
     # -- messages ------------------------------------------------------------------------------
 
-    def _request(self, attr_id: int, value: bytes) -> int:
+    def _request(self, attr_id: int, value: bytes, *, flip_at: int | None = None) -> int:
+        """SET without waiting; `flip_at` (an index into `value`): corrupted on the line."""
         self._request_id = self._request_id % 255 + 1  # 1..255: 0 is the MCU's own reports
-        message = Message(MsgType.SET, self._request_id, attr_id, value)
-        self._send(aflib.encode(message))
+        raw = aflib.encode(Message(MsgType.SET, self._request_id, attr_id, value))
+        self._send(raw, None if flip_at is None else len(raw) - len(value) + flip_at)
         return self._request_id
 
-    def _ask(self, attr_id: int, value: bytes, stage: str, timeout: float) -> Message:
+    def _ask(self, attr_id: int, value: bytes, stage: str, timeout: float,
+             *, flip_at: int | None = None) -> Message:  # fmt: skip
         """SET and wait for the MCU's UPDATE with the same request id."""
-        request_id = self._request(attr_id, value)
+        request_id = self._request(attr_id, value, flip_at=flip_at)
         return self._await(
             lambda m: m.request_id == request_id and m.attr_id == attr_id, stage, timeout
         )
 
     def _await(self, wanted: Callable[[Message], bool], stage: str, timeout: float) -> Message:
+        """The first message `wanted` takes. The MCU's own reports (request id 0) that arrive
+        meanwhile are kept for a later stage; answers to other requests are stale: dropped."""
+        for i, message in enumerate(self._backlog):
+            if wanted(message):
+                return self._backlog.pop(i)
         deadline = time.monotonic() + timeout
         while True:
             self._check_power()
@@ -244,10 +414,15 @@ class Asr:
             if remaining <= 0:
                 raise _Timeout(stage)
             message = self._next_message(min(remaining, 0.1))
-            if message is not None and wanted(message):
+            if message is None:
+                continue
+            if wanted(message):
                 return message
+            if message.request_id == 0:
+                self._backlog = [*self._backlog, message][-MAX_BACKLOG:]
 
     def _drain(self) -> None:
+        self._backlog = []
         while self._next_message(0) is not None:
             pass
 
@@ -256,25 +431,32 @@ class Asr:
             raise _Stopped
 
     def _report(self, deployment: str, state: str, **details: object) -> None:
+        """Tell the service; keep the job in memory in step (gone once the service has heard
+        how it ended)."""
         assert self.device is not None
         self._log(f"ASR: {state} {details if details else ''}".rstrip())
+        heard = True
         try:
             self.device.progress(deployment, state, **details)
         except OtaClientError as exc:
             self._log(f"ASR: could not report {state}: {exc}")
-
-    @staticmethod
-    def _is_version_report(message: Message) -> bool:
-        return 2101 <= message.attr_id <= 2200 and message.type == MsgType.UPDATE
+            heard = exc.status != 0  # the service answered (refused): it knows better
+        if state not in TERMINAL_STATES:
+            self.memory.stage(state)
+        elif heard:
+            self.memory.save(None)
 
     def _forward_version(self, message: Message) -> None:
-        type_ = message.attr_id - 2000
+        type_ = message.attr_id - aflib.version_attribute(0)
         self.versions[type_] = _version_of(message.value)
+        self._forward(message.attr_id, str(self.versions[type_]))
+
+    def _forward(self, attr_id: int, value: object) -> None:
         if self.device is not None:
             try:
-                self.device.report_attributes({message.attr_id: str(self.versions[type_])})
+                self.device.report_attributes({attr_id: value})
             except OtaClientError as exc:
-                self._log(f"ASR: could not forward attribute {message.attr_id}: {exc}")
+                self._log(f"ASR: could not forward attribute {attr_id}: {exc}")
 
 
 def _version_of(value: bytes) -> int:

@@ -1,26 +1,34 @@
 """The OTA half of an emulated board: flash, MCU OTA state machine, link, tap and ASR.
 
 It follows the MCU's power: at power-on a fresh link and ASR start (RAM state is new) over the
-same flash (kept); at power-off they stop and whatever was in flight is lost, as on a board.
+same flash and ASR memory (kept); at power-off they stop and whatever was in flight is lost, as
+on a board. The board's faults (rig.double.faults) and stage timeouts live here, across power
+cycles, shared with whichever ASR, MCU and link are running.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from rig import aflib
-from rig.afpro import AsrTransport, McuTransport
-from rig.double.asr import Asr, AsrTimeouts
+from rig.afpro import GIVE_UP_TIMEOUT, RESYNC_TIMEOUT, AsrTransport, McuTransport
+from rig.double.asr import Asr, AsrMemory
+from rig.double.faults import Fault, Faults, parse_faults
 from rig.double.flash import Flash
-from rig.double.link import Link
-from rig.double.mcu import EmulatedMcu
+from rig.double.link import Link, NoisyEndpoint
+from rig.double.mcu import EmulatedMcu, ResetReason
 from rig.double.mcu_ota import McuOta
-from rig.double.spec import EmulatedBoardSpec
+from rig.double.spec import AsrTimeouts, EmulatedBoardSpec
 from rig.double.tap import Tap
 from rig.ota.client import DeviceClient
 
 DEFAULT_IMAGE_TYPE = 101
+ASR_MEMORY = "asr-memory.json"
+# On the fast link bytes cross at once, so afPro's recovery waits (afLib's 1 s resync, the ASR's
+# 2 s give-up) are only lost time after a bad sync: scaled down, same ratio. Paced: afLib's own.
+FAST_LINK_RECOVERY = 0.2
 
 
 class BoardOta:
@@ -38,8 +46,14 @@ class BoardOta:
         self.baud, self.paced = baud, paced
         self.radio_bps: float = 250_000  # the cloud→ASR leg when paced (a BLE-class radio)
         self.timeouts = AsrTimeouts()
+        self.timeouts.update(spec.timeouts)
+        self.baseline: tuple[Fault, ...] = parse_faults(spec.faults)
+        self.faults = Faults()
+        self.faults.reset(self.baseline)
+        self.memory = AsrMemory(state_dir / ASR_MEMORY)  # the ASR's flash: its OTA job
         self.image_types = range(101, 201)  # what the MCU takes; its profile says what is sent
         self.mcu: EmulatedMcu | None = None  # the console side, wired by the runner
+        self.asr_reboots = 0
         self._device: DeviceClient | None = None
         self._lock = threading.RLock()
         self._link: Link | None = None
@@ -63,6 +77,41 @@ class BoardOta:
     def info(self) -> dict[str, str]:
         return self.tap.info()
 
+    # -- faults and timeouts (the control channel) ---------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        self.faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Back to the baseline of boards.yaml; a silent or declining MCU behaves again."""
+        self.faults.reset(self.baseline)
+        with self._lock:
+            if self._ota is not None:
+                self._ota.clear_switches()
+
+    def status(self) -> dict[str, Any]:
+        """What a test waits on: power, versions, staged bytes, faults, the ASR's job."""
+        with self._lock:
+            ota = self._ota
+        mcu = self.mcu
+        return {
+            "power": self._link is not None,
+            "mcu": mcu.state if mcu is not None else None,
+            "reset_reason": mcu.reset_reason.label if mcu is not None else None,
+            "running_version": self.flash.running_version(),
+            "installed": {str(t): v for t, v in self.flash.installed().items()},
+            "staged_bytes": self.flash.staged_bytes,
+            "staging": self.flash.staging,
+            "ota_phase": ota.phase if ota is not None else None,
+            "mcu_silent": bool(ota and ota.silent),
+            "faults": self.faults.active(),
+            "baseline": [fault.as_dict() for fault in self.baseline],
+            "fired": list(self.faults.fired),
+            "timeouts": self.timeouts.as_dict(),
+            "asr_reboots": self.asr_reboots,
+            "asr_job": self.memory.job(),
+        }
+
     # -- power ---------------------------------------------------------------------------------
 
     def power(self, on: bool) -> None:
@@ -73,20 +122,28 @@ class BoardOta:
                 self._stop()
 
     def booted(self) -> None:
-        """The firmware is running: it reports its version attributes (afLib does at start)."""
+        """The firmware is running: it reports its reset reason and versions (afLib does)."""
         with self._lock:
             if self._ota is None or self._link is None:
                 return
-            for message in self._ota.startup_messages():
+            reason = self.mcu.reset_reason if self.mcu is not None else ResetReason.POWER_ON
+            for message in self._ota.startup_messages(int(reason)):
                 self._link.send_from_mcu(aflib.encode(message))
 
+    def _transports(self) -> tuple[NoisyEndpoint, NoisyEndpoint]:
+        """A fresh pair of afPro ends, behind the board's line noise."""
+        scale = 1.0 if self.paced else FAST_LINK_RECOVERY
+        mcu = McuTransport(resync_timeout=RESYNC_TIMEOUT * scale)
+        asr = AsrTransport(give_up_timeout=GIVE_UP_TIMEOUT * scale)
+        return NoisyEndpoint(mcu, self.faults), NoisyEndpoint(asr, self.faults)
+
     def _start(self) -> None:
-        mcu_side, asr_side = McuTransport(), AsrTransport()
+        mcu_side, asr_side = self._transports()
         self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot,
-                           accepted_types=self.image_types)  # fmt: skip
-        asr = Asr(send=lambda raw: self._link.send_from_asr(raw) if self._link else None,
-                  log=self._console, timeouts=self.timeouts,
-                  radio_bps=self.radio_bps if self.paced else None)  # fmt: skip
+                           accepted_types=self.image_types, faults=self.faults)  # fmt: skip
+        asr = Asr(send=self._from_asr, log=self._console, timeouts=self.timeouts,
+                  radio_bps=self.radio_bps if self.paced else None, faults=self.faults,
+                  memory=self.memory, on_reboot=self._asr_rebooted)  # fmt: skip
         self._link = Link(
             mcu=mcu_side, asr=asr_side, to_mcu=self._to_mcu, to_asr=asr.deliver, tap=self.tap,
             baud=self.baud, paced=self.paced, name=self.spec.name,
@@ -103,6 +160,20 @@ class BoardOta:
             asr.stop()
         if link is not None:
             link.stop()
+
+    def _from_asr(self, raw: bytes, flip_at: int | None) -> None:
+        link = self._link
+        if link is not None:
+            link.send_from_asr(raw, flip_at=flip_at)
+
+    def _asr_rebooted(self) -> None:
+        """The ASR reset itself (a fault; its thread calls this): the UART ends start afresh.
+
+        Not under the board lock: power-off holds it while it joins the ASR's thread."""
+        self.asr_reboots += 1
+        link = self._link
+        if link is not None:
+            link.reset_transports(*self._transports())
 
     def _to_mcu(self, raw: bytes) -> None:
         """A whole message reached the MCU: run its OTA state machine, send its answers."""

@@ -38,6 +38,8 @@ def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> Em
         state_dir=state_dir / name if state_dir else None,
         link_baud=board.link.baud,
         link_speed=board.link.speed,
+        timeouts=double.timeouts.model_dump(),
+        faults=tuple(double.faults),
     )
 
 

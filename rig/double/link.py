@@ -4,6 +4,10 @@ Two sans-IO afPro endpoints (the MCU is master, rig.afpro) exchange bytes throug
 one per direction. A wire either delivers at once (`fast`, for CI) or as a UART would: 10 bits
 per byte at the profile's baud rate (`paced`). Every byte is mirrored to the tap as it lands.
 One thread moves bytes and hands whole messages to each side; it never blocks on anyone.
+
+Faults on the line happen here, before the tap, so a sniffer sees what the receiver gets: a
+message can be marked to have one byte flipped as it crosses (corrupt_chunk), and a
+`NoisyEndpoint` corrupts the checksum of the sync messages its transport sends (line_noise).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from rig.aflib import ProtocolError
+from rig.afpro import READY, SYNC_SIZE, Sync
+from rig.double.faults import Faults
 from rig.double.tap import Tap
 
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
@@ -25,6 +32,7 @@ class Transport(Protocol):
     def receive(self, data: bytes) -> list[bytes]: ...
     def outgoing(self) -> bytes: ...
     def poll(self, now: float) -> bool | None: ...
+    def reset(self) -> None: ...
 
 
 class Wire:
@@ -35,6 +43,17 @@ class Wire:
         self._busy_until = 0.0
         self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
         self.corrupt: Callable[[bytes], bytes] | None = None  # fault hook (line noise)
+        self._flips: list[tuple[bytes, int]] = []  # (message, index of the byte to flip)
+
+    def flip(self, message: bytes, at: int) -> None:
+        """Flip byte `at` of `message` (XOR 0xFF) when it crosses this wire (once)."""
+        self._flips.append((bytes(message), at))
+
+    def clear(self) -> None:
+        """Forget whatever is on the line (both ends were reset)."""
+        self._queue.clear()
+        self._flips.clear()
+        self._busy_until = 0.0
 
     def put(self, data: bytes, now: float) -> None:
         start = max(now, self._busy_until)
@@ -44,9 +63,19 @@ class Wire:
     def due(self, now: float) -> list[bytes]:
         ready = []
         while self._queue and self._queue[0][0] <= now:
-            data = self._queue.popleft()[1]
+            data = self._flipped(self._queue.popleft()[1])
             ready.append(self.corrupt(data) if self.corrupt else data)
         return ready
+
+    def _flipped(self, data: bytes) -> bytes:
+        for i, (message, at) in enumerate(self._flips):
+            where = data.find(message)  # a transport writes a message out in one piece
+            if where >= 0:
+                del self._flips[i]
+                out = bytearray(data)
+                out[where + at] ^= 0xFF
+                return bytes(out)
+        return data
 
     def next_due(self) -> float | None:
         return self._queue[0][0] if self._queue else None
@@ -93,9 +122,20 @@ class Link:
             self._mcu.send(message)
             self._cond.notify_all()
 
-    def send_from_asr(self, message: bytes) -> None:
+    def send_from_asr(self, message: bytes, *, flip_at: int | None = None) -> None:
+        """Queue a message at the ASR; `flip_at`: that byte of it is corrupted on the line."""
         with self._cond:
+            if flip_at is not None:
+                self.wires["asr_to_mcu"].flip(message, flip_at)
             self._asr.send(message)
+            self._cond.notify_all()
+
+    def reset_transports(self, mcu: Transport, asr: Transport) -> None:
+        """Both ends start afresh (the ASR rebooted): what was queued or on the line is lost."""
+        with self._cond:
+            self._mcu, self._asr = mcu, asr
+            for wire in self.wires.values():
+                wire.clear()
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -137,3 +177,82 @@ class Link:
             self.asr_resets += 1
         self._asr.poll(now)
         return moved
+
+
+def _sync_at(out: bytes) -> int | None:
+    """Where the sync message is in what a transport wrote in answer to one event, if any.
+
+    One event makes the MCU write one sync or one message, and the ASR some Readies around at
+    most one sync (its response) or one message; a message never passes for a sync here: its
+    length field would have to be 0x30/0x31 and its tail all Readies.
+    """
+    start = len(out) - len(out.lstrip(bytes([READY])))
+    tail = out[start + SYNC_SIZE :]
+    if len(out) - start < SYNC_SIZE or tail.strip(bytes([READY])):
+        return None
+    try:
+        Sync.decode(out[start : start + SYNC_SIZE])
+    except ProtocolError:
+        return None
+    return start
+
+
+class NoisyEndpoint:
+    """A transport behind a noisy line: each sync message it sends may arrive with a bad
+    checksum, with the probability the board's line_noise fault says (else it changes nothing).
+
+    To know which bytes are syncs it feeds the transport one byte at a time while there is
+    noise, and looks at what each byte made it write (`_sync_at`).
+    """
+
+    def __init__(self, inner: Transport, faults: Faults | None) -> None:
+        self.inner = inner
+        self._faults = faults
+        self._tx = bytearray()
+        self.corrupted = 0  # sync messages sent with a bad checksum
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)  # phase, pending, counters: the transport's own
+
+    def _noisy(self) -> bool:
+        return self._faults is not None and self._faults.line_noise is not None
+
+    def _collect(self) -> None:
+        out = self.inner.outgoing()
+        if out and self._noisy():
+            at = _sync_at(out)
+            if at is not None and self._faults is not None and self._faults.noisy_sync():
+                corrupted = bytearray(out)
+                corrupted[at + SYNC_SIZE - 1] ^= self._faults.noise_mask()
+                out = bytes(corrupted)
+                self.corrupted += 1
+        self._tx += out
+
+    def send(self, message: bytes) -> None:
+        self.inner.send(message)
+        self._collect()
+
+    def receive(self, data: bytes) -> list[bytes]:
+        if not self._noisy():
+            delivered = self.inner.receive(data)
+            self._collect()
+            return delivered
+        delivered = []
+        for byte in data:
+            delivered += self.inner.receive(bytes([byte]))
+            self._collect()
+        return delivered
+
+    def outgoing(self) -> bytes:
+        self._collect()
+        out, self._tx = bytes(self._tx), bytearray()
+        return out
+
+    def poll(self, now: float) -> bool | None:
+        result = self.inner.poll(now)
+        self._collect()
+        return result
+
+    def reset(self) -> None:
+        self.inner.reset()
+        self._collect()

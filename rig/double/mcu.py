@@ -5,6 +5,12 @@ the real one. The double keeps the slave end open itself (no EIO on the master w
 attached) and never blocks on output: like a UART with nobody listening, bytes nobody reads are
 lost. Every write happens under the state lock after a state check, so once `power()` returns
 with the board off, not one more byte comes out.
+
+Reset reason: like a real MCU's reset-cause register, the board knows why it last booted and
+reports it in attribute 65019 (rig.aflib.REBOOT_REASON), one byte (`ResetReason`): power-on
+after the supply was off, brown-out when the supply was on but below `min_volts` or limited below
+the board's draw, software after a `reboot` or an OTA apply. After a brown-out the console also
+prints `reset reason: brownout` after the banner (a normal boot's banner is unchanged).
 """
 
 from __future__ import annotations
@@ -17,12 +23,26 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from enum import IntEnum
 
 from rig.double.spec import EmulatedBoardSpec
 
 OFF, BOOTING, IDLE = "off", "booting", "idle"
 MAX_INPUT_LINE = 256  # the firmware's line buffer; longer input is discarded
 _LINE_END = re.compile(rb"[\r\n]")
+
+
+class ResetReason(IntEnum):
+    """Why the MCU last booted: the one-byte value of attribute 65019 (REBOOT_REASON)."""
+
+    POWER_ON = 1  # the supply came on after being off
+    BROWNOUT = 2  # the supply was on but too low (volts or current limit): held in reset
+    SOFTWARE = 3  # the firmware reset itself: `reboot`, or booting an applied OTA image
+
+    @property
+    def label(self) -> str:
+        """As the console and the logs say it: power-on, brownout, software."""
+        return self.name.lower().replace("_", "-")
 
 
 class EmulatedMcu:
@@ -53,6 +73,8 @@ class EmulatedMcu:
         self._boot_at = 0.0  # when power came on (or the last reboot): uptime counts from here
         self._banner_at: float | None = None
         self._input = b""
+        self.reset_reason = ResetReason.POWER_ON  # why the current (or next) boot happens
+        self._down_because = ResetReason.POWER_ON  # what the next power-up will report
         self.dropped_bytes = 0  # output lost because nobody read the console
         self.commands_handled = 0
         self._threads = [
@@ -73,10 +95,14 @@ class EmulatedMcu:
         spec = self.spec
         powered = on and volts >= spec.min_volts and amps_limit >= spec.boot_amps
         with self._cond:
-            if self._closed or powered == (self._state != OFF):
+            if self._closed:
+                return
+            if not powered:  # output on but too weak: the brown-out detector holds it in reset
+                self._down_because = ResetReason.BROWNOUT if on else ResetReason.POWER_ON
+            if powered == (self._state != OFF):
                 return  # e.g. 3.3 V -> 3.4 V while running: the board does not notice
             if powered:
-                self._start_boot()
+                self._start_boot(self._down_because)
             else:
                 self._state, self._banner_at, self._input = OFF, None, b""
             self._cond.notify_all()
@@ -123,11 +149,12 @@ class EmulatedMcu:
         with self._cond:
             if self._state != OFF:
                 self._write_lines("rebooting")
-                self._start_boot()
+                self._start_boot(ResetReason.SOFTWARE)
 
     # -- under self._cond ----------------------------------------------------------------------
 
-    def _start_boot(self) -> None:
+    def _start_boot(self, reason: ResetReason) -> None:
+        self.reset_reason = reason
         now = time.monotonic()
         self._state, self._boot_at, self._banner_at = BOOTING, now, now + self.spec.boot_s
         self._input = b""
@@ -150,6 +177,8 @@ class EmulatedMcu:
             f"firmware version: {self._firmware()}",
             "ready",
         )
+        if self.reset_reason == ResetReason.BROWNOUT:
+            self._write_lines(f"reset reason: {self.reset_reason.label}")
 
     def _answer(self, command: str) -> None:
         self.commands_handled += 1
@@ -160,7 +189,7 @@ class EmulatedMcu:
             self._write_lines(f"state: idle uptime_ms: {uptime_ms}")
         elif command == "reboot":
             self._write_lines("rebooting")
-            self._start_boot()
+            self._start_boot(ResetReason.SOFTWARE)
         else:
             self._write_lines(f"unknown command: {command}")
 

@@ -19,6 +19,12 @@ Choices where DESIGN is silent (docs/image-format.md has the MCU contract):
   FAILED; a malformed value likewise. A chunk during VERIFY is answered STOP again (a retry).
 - An early stop (`stop_early_at`) answers STOP and drops the staged data; `decline_next` is
   one-shot; `silent` swallows everything.
+- The same three faults come from the board's `Faults` (rig.double.faults) as one-shot
+  mcu_declines, mcu_stops_early and mcu_silent. mcu_silent(at) answers the message that takes
+  the transfer to `at` of the image and then nothing (not even its own VERIFY) until the next
+  boot or `clear_switches()`; at 0 it does not answer the BEGIN itself.
+- At boot the MCU reports its reset reason (attribute 65019, one byte, rig.double.mcu) before
+  its versions, when the caller says what it was.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from rig.aflib import (
     UpdateReason,
     UpdateState,
 )
+from rig.double.faults import Faults
 from rig.double.flash import Flash
 
 IDLE, RECEIVING, VERIFYING = "idle", "receiving", "verifying"
@@ -61,6 +68,7 @@ class McuOta:
         attribute_size: int = aflib.CLASSIC_ATTRIBUTE_SIZE,
         accepted_types: Iterable[int] | None = None,
         on_reboot: Callable[[], None] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.flash = flash
         self.log = log
@@ -72,6 +80,7 @@ class McuOta:
         self.decline_next = False  # decline the next TRANSFER_BEGIN (one-shot)
         self.stop_early_at: float | None = None  # fraction of the size: answer STOP there
         self.silent = False  # answer nothing at all
+        self.faults = faults  # the board's injected faults (shared, one-shot)
         self._phase = IDLE
         self._info = OtaInfo(OtaState.IDLE)  # the value attribute 1301 holds
         self._transfer: OtaInfo | None = None  # the accepted TRANSFER_BEGIN
@@ -82,16 +91,24 @@ class McuOta:
         """IDLE, RECEIVING or VERIFYING (waiting for APPLY or FAIL)."""
         return self._phase
 
-    def startup_messages(self) -> list[Message]:
-        """What the MCU reports once booted: its version attribute for each installed type.
+    def startup_messages(self, reset_reason: int | None = None) -> list[Message]:
+        """What the MCU reports once booted: its reset reason (if given), then its version
+        attribute for each installed type.
 
-        A boot loses RAM, so this also resets the machine; call it once per boot.
+        A boot loses RAM (a silent MCU talks again), so this also resets the machine; call it
+        once per boot.
         """
         self._reset()
-        return [
+        self.silent = False
+        reason = [_report(aflib.REBOOT_REASON, bytes([reset_reason]))] if reset_reason else []
+        return reason + [
             _report(aflib.version_attribute(t), _VERSION_VALUE.pack(vid))
             for t, vid in sorted(self.flash.installed().items())
         ]
+
+    def clear_switches(self) -> None:
+        """All fault switches off; a silent MCU answers again (the control channel's clear)."""
+        self.decline_next, self.stop_early_at, self.silent = False, None, False
 
     def handle(self, msg: Message) -> list[Message]:
         """The MCU's answers to one message from the ASR (empty: nothing to say)."""
@@ -117,6 +134,8 @@ class McuOta:
             self.log(f"OTA: bad ota_info value: {err}")
             return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
         if info.state == OtaState.TRANSFER_BEGIN:
+            if self._goes_silent(0.0):
+                return []
             return [self._begin(msg.request_id, info)]
         if info.state == OtaState.APPLY:
             return self._apply(msg.request_id, info)
@@ -151,6 +170,8 @@ class McuOta:
         if self.decline_next:
             self.decline_next = False
             return "fault injected (decline_next)"
+        if self.faults is not None and self.faults.take_decline():
+            return "fault injected (mcu_declines)"
         if info.ota_type not in self.accepted_types:
             takes = ", ".join(map(str, sorted(self.accepted_types))) or "none"
             return f"image type {info.ota_type} is not one this MCU takes ({takes})"
@@ -218,15 +239,28 @@ class McuOta:
             return [answer(expected)]
         self.flash.write(offset, data)
         received = offset + len(data)
+        silent_now = self._goes_silent(received / size)
         if received == size:
+            if silent_now:  # the last chunk is answered, the VERIFY never comes
+                return [answer(STOP_TRANSFER_OFFSET)]
             return [answer(STOP_TRANSFER_OFFSET), *self._transfer_complete()]
         self._progress(received, size)
-        if self.stop_early_at is not None and received >= self.stop_early_at * size:
+        if (self.stop_early_at is not None and received >= self.stop_early_at * size) or (
+            self.faults is not None and self.faults.take_at("mcu_stops_early", received / size)
+        ):
             self.log(f"OTA: stopping the transfer early at {received}/{size} (fault injected)")
             self.flash.discard_staging()
             self._reset()
             return [answer(STOP_TRANSFER_OFFSET)]
         return [answer(received)]
+
+    def _goes_silent(self, fraction: float) -> bool:
+        """Whether the mcu_silent fault fires with `fraction` of the image in (it stays so)."""
+        if self.faults is None or not self.faults.take_at("mcu_silent", fraction):
+            return False
+        self.log(f"OTA: going silent at {fraction:.0%} of the transfer (fault injected)")
+        self.silent = True
+        return True
 
     def _progress(self, received: int, size: int) -> None:
         decile = received * 10 // size

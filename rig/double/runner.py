@@ -3,6 +3,11 @@
 `serve()` is what `rig double --json` runs in its own process: it announces where each board's
 power supply and console are, then waits for SIGTERM/SIGINT and takes everything down, leaving no
 thread behind. Signals only poke a pipe, so a second Ctrl-C during shutdown is harmless.
+
+The control channel (rig.double.control) takes, per board: `ota` (the ASR's service and
+identity), `link` (fast/paced, baud), `fault` (arm one of rig.double.faults), `clear_faults`
+(back to the boards.yaml baseline), `timeouts` (the ASR's stage timeouts) and `status` (power,
+versions, staged bytes, faults, the ASR's job: what tests wait on).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import TextIO
 
 from rig.double.board_ota import BoardOta
 from rig.double.control import ControlServer
+from rig.double.faults import parse_fault
 from rig.double.mcu import EmulatedMcu
 from rig.double.psu import PsuModel
 from rig.double.scpi_server import ScpiServer
@@ -103,7 +109,11 @@ class Double:
             self.close()
             raise
 
-        self.control = ControlServer({"ota": self._connect_ota, "link": self._set_link})
+        self.control = ControlServer({
+            "ota": self._connect_ota, "link": self._set_link, "fault": self._add_fault,
+            "clear_faults": self._clear_faults, "timeouts": self._set_timeouts,
+            "status": self._status,
+        })  # fmt: skip
 
     def _connect_ota(self, request: dict) -> dict:
         """Control op `ota`: tell a board's ASR its OTA service URL, device id and secret."""
@@ -121,6 +131,30 @@ class Double:
         board.ota.baud = int(request.get("baud", board.ota.baud))
         board.ota.radio_bps = request.get("radio_bps", board.ota.radio_bps)
         return {"speed": speed, "baud": board.ota.baud}
+
+    def _add_fault(self, request: dict) -> dict:
+        """Control op `fault`: `{"board", "name", **params}` arms one (rig.double.faults)."""
+        board = self._board(request["board"])
+        fault = parse_fault({k: v for k, v in request.items() if k not in ("op", "board")})
+        board.ota.add_fault(fault)
+        return {"faults": board.ota.faults.active()}
+
+    def _clear_faults(self, request: dict) -> dict:
+        """Control op `clear_faults`: back to the faults boards.yaml gives the board."""
+        board = self._board(request["board"])
+        board.ota.clear_faults()
+        return {"faults": board.ota.faults.active()}
+
+    def _set_timeouts(self, request: dict) -> dict:
+        """Control op `timeouts`: `{"board", "offer"?, "chunk"?, "verify"?, "version"?}` in s."""
+        board = self._board(request["board"])
+        board.ota.timeouts.update({k: v for k, v in request.items() if k not in ("op", "board")})
+        return {"timeouts": board.ota.timeouts.as_dict()}
+
+    def _status(self, request: dict) -> dict:
+        """Control op `status`: power, running version, staged bytes, active faults, ..."""
+        board = self._board(request["board"])
+        return {"board": board.spec.name, **board.ota.status()}
 
     def _board(self, name: str) -> EmulatedBoard:
         if name not in self.boards:

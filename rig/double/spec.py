@@ -7,8 +7,10 @@ describe a board without starting anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rig.errors import RigError
 
@@ -19,6 +21,42 @@ CHANNELS = (1, 2, 3)
 
 class DoubleError(RigError):
     """The board double cannot be built or started as asked."""
+
+
+#: The stages of a handoff the ASR waits on, each with its own timeout.
+STAGES = ("offer", "chunk", "verify", "version")
+
+
+@dataclass
+class AsrTimeouts:
+    """Seconds each stage may take before the attempt ends as TIMED_OUT(stage).
+
+    The defaults suit a real board on a 115200-baud UART. `version` is the exception to the
+    rule: no version report after APPLY is an apply failure (DESIGN §3 step 6), so it ends as
+    APPLY_FAILED ("no version report"). Mutable: the control channel changes them at run time
+    and the running ASR reads them at each stage.
+    """
+
+    offer: float = 5.0  # BEGIN → the MCU's accept/decline
+    chunk: float = 5.0  # one SET 1302 → the MCU's next offset
+    verify: float = 10.0  # last chunk → VERIFY_SIGNATURE
+    version: float = 10.0  # APPLY → the version attribute
+    checkin_s: float = 0.2  # how often an idle ASR asks the service for work
+
+    def update(self, changes: Mapping[str, Any]) -> None:
+        """Set some of them; DoubleError (and nothing changed) if any is unknown or not > 0."""
+        known = (*STAGES, "checkin_s")
+        for name, value in changes.items():
+            if name not in known:
+                raise DoubleError(f"no stage timeout {name!r}; the stages are {', '.join(known)}")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise DoubleError(f"stage timeout {name} must be a number of seconds above 0, "
+                                  f"got {value!r}")  # fmt: skip
+        for name, value in changes.items():
+            setattr(self, name, float(value))
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -38,6 +76,10 @@ class EmulatedBoardSpec:
     link_baud: int = 115200  # the ASR⇆MCU UART, as the profile configures it
     link_speed: str = "fast"  # "fast": unpaced (CI); "paced": bytes take the UART's time
     slot_bytes: int = 64 * 1024  # the MCU's flash slot (rig.image.MCU_SLOT_BYTES)
+    # Stage timeouts of its ASR that differ from AsrTimeouts' defaults, e.g. {"chunk": 1.0}.
+    timeouts: Mapping[str, float] = field(default_factory=dict, hash=False)
+    # Faults active from power-on (the baseline `clear_faults` returns to): rig.double.faults.
+    faults: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
     def __post_init__(self) -> None:
         where = f"emulated board {self.name!r}"
@@ -51,6 +93,13 @@ class EmulatedBoardSpec:
             raise DoubleError(f"{where}: channel {self.channel} is not one of {CHANNELS}")
         if self.link_speed not in ("fast", "paced"):
             raise DoubleError(f"{where}: link speed {self.link_speed!r} is not fast or paced")
-        for field in ("min_volts", "idle_amps", "boot_amps", "boot_s"):
-            if getattr(self, field) < 0:
-                raise DoubleError(f"{where}: {field} must not be negative")
+        for name in ("min_volts", "idle_amps", "boot_amps", "boot_s"):
+            if getattr(self, name) < 0:
+                raise DoubleError(f"{where}: {name} must not be negative")
+        from rig.double.faults import parse_faults  # here: faults.py imports this module
+
+        try:
+            AsrTimeouts().update(self.timeouts)
+            parse_faults(self.faults)
+        except DoubleError as exc:
+            raise DoubleError(f"{where}: {exc}") from None

@@ -3,8 +3,10 @@
 A deployment moves forward along QUEUED → OFFERED → ACCEPTED → TRANSFERRING → TRANSFERRED →
 VERIFYING → APPLYING → SUCCEEDED (a stage may be skipped, never revisited) or ends in a failure
 that fits its stage. Terminal states are final, with one exception: INTERRUPTED may be retried
-as a new attempt of the same deployment (and may still be canceled or superseded). A device that
-lost its place (ASR reboot) restarts by reporting ACCEPTED again, which is also a new attempt.
+as a new attempt of the same deployment (and may still be canceled or superseded), until the
+retry limit: an attempt that ends INTERRUPTED with `MAX_ATTEMPTS` used is not offered again. A
+device that lost its place (ASR reboot) restarts by reporting ACCEPTED again, which is also a new
+attempt.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ FAILURES = (
 STATES = PATH + FAILURES
 TERMINAL = frozenset((SUCCEEDED, *FAILURES))
 RETRYABLE = frozenset((INTERRUPTED,))
+#: Attempts a deployment gets (the service's default; `Deployments.max_attempts` per service).
+MAX_ATTEMPTS = 3
 #: Not yet final: offered to the device by `next`, superseded by a newer push, cancelable.
 OPEN = frozenset(set(STATES) - TERMINAL | RETRYABLE)
 #: Only the service moves a deployment here; a device reporting them is refused.

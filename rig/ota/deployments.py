@@ -18,6 +18,9 @@ from rig.ota.store import now_ms
 class Deployments(Associations):
     """One deployment = one push of one image to one device, with its state history."""
 
+    #: An INTERRUPTED deployment is offered again until it has used this many attempts.
+    max_attempts: int = ds.MAX_ATTEMPTS
+
     def _history(
         self, deployment_id: str, state: str, reason: str | None, detail: str | None, attempt: int
     ) -> None:
@@ -59,6 +62,9 @@ class Deployments(Associations):
             return
         if verdict == "retry":
             detail = f"attempt {attempt} (after {row['state']})" + (f": {detail}" if detail else "")
+        if state == ds.INTERRUPTED and attempt >= self.max_attempts:
+            limit = f"retry limit of {self.max_attempts} attempts reached: not offered again"
+            detail = f"{detail}; {limit}" if detail else limit
         self.store.execute(
             "UPDATE deployments SET state=?, reason=?, attempt=?, updated=? WHERE id=?",
             [state, reason, attempt, now_ms(), deployment_id],

@@ -88,13 +88,14 @@ class DeviceSide(Fleet):
             )
 
     def next_offer(self, device_id: str) -> dict[str, Any] | None:
-        """The oldest open deployment as an offer (QUEUED → OFFERED; INTERRUPTED → a retry)."""
+        """The oldest open deployment as an offer (QUEUED → OFFERED; INTERRUPTED → a retry,
+        unless it has used its `max_attempts`)."""
         with self.store.transaction():
             marks = ",".join("?" * len(ds.OPEN))
             row = self.store.one(
-                f"SELECT * FROM deployments WHERE device_id=? AND state IN "
-                f"({marks}) ORDER BY created, rowid LIMIT 1",
-                [device_id, *sorted(ds.OPEN)],
+                f"SELECT * FROM deployments WHERE device_id=? AND state IN ({marks}) "
+                "AND NOT (state=? AND attempt>=?) ORDER BY created, rowid LIMIT 1",
+                [device_id, *sorted(ds.OPEN), ds.INTERRUPTED, self.max_attempts],
             )
             if row is None:
                 return None
