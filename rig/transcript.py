@@ -209,19 +209,22 @@ class Transcript:
             )
 
     def assert_not_applied(self, image_type: int = 101) -> None:
-        """No APPLY crossed, or it was not followed by a version report: the old image runs."""
+        """No APPLY crossed, or the MCU never reported the applied version: the old image runs.
+
+        After a fallback the MCU boots and reports its old version; that is not an apply."""
         attribute = aflib.version_attribute(image_type)
-        applied = [e for e, i in self.ota_infos(ASR_TO_MCU) if i.state == OtaState.APPLY]
-        if applied:
-            after = [
+        for _, info in self.ota_infos(ASR_TO_MCU):
+            if info.state != OtaState.APPLY:
+                continue
+            applied = [
                 e
                 for e in self.messages
-                if e.message.attr_id == attribute
-                and e.direction == MCU_TO_ASR
-                and e.t >= applied[0].t
-            ]
-            if after:
-                self._fail("not applied", f"the MCU reported {attribute} after APPLY", after[0])
+                if e.message.attr_id == attribute and e.direction == MCU_TO_ASR
+                and int.from_bytes(e.message.value[:8], "little") == info.version_id
+            ]  # fmt: skip
+            if applied:
+                self._fail("not applied", f"the MCU reported {attribute} after APPLY: "
+                           f"{info.version_id}, the version APPLY carried", applied[0])  # fmt: skip
 
     def _check_chunks(self, image: bytes, largest: int, since: float) -> None:
         """Every chunk fits the attribute and matches the image; together they cover it all.

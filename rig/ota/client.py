@@ -286,7 +286,7 @@ class OtaClient:
         deadline = time.monotonic() + timeout_s
         while True:
             record = self.deployment(deployment_id)
-            if record["state"] in wanted:
+            if record["state"] in wanted and not _will_retry(record):
                 return record
             if time.monotonic() > deadline:
                 seen = " → ".join(h["state"] for h in record.get("history", []))
@@ -295,6 +295,14 @@ class OtaClient:
                     f"{timeout_s:g} s; it is {record['state']} (history: {seen})"
                 )
             time.sleep(0.05)
+
+
+def _will_retry(record: dict) -> bool:
+    """INTERRUPTED is offered again as a new attempt until the service's retry limit."""
+    if record["state"] != "INTERRUPTED":
+        return False
+    last = (record.get("history") or [{}])[-1]
+    return "retry limit" not in (last.get("detail") or "")
 
 
 def _chunks(path: Path) -> Iterator[bytes]:
