@@ -10,6 +10,7 @@ from rig.afpro.wire import (
     GIVE_UP_TIMEOUT,
     READY,
     SYNC_SIZE,
+    Outbox,
     Sync,
     SyncKind,
     Timers,
@@ -25,7 +26,7 @@ class AsrPhase(Enum):
     RECEIVING = "receiving"
 
 
-class AsrTransport:
+class AsrTransport(Outbox):
     """The slave: answers syncs, asks for attention with a Ready, yields collisions to the MCU."""
 
     def __init__(self, *, give_up_timeout: float = GIVE_UP_TIMEOUT) -> None:
@@ -47,15 +48,6 @@ class AsrTransport:
     def send(self, message: bytes) -> None:
         self._queue.append(check_message(message))
         self._ask()
-
-    @property
-    def pending(self) -> int:
-        """Messages sent to this endpoint that are not on the wire yet."""
-        return len(self._queue)
-
-    def outgoing(self) -> bytes:
-        out, self._tx = bytes(self._tx), bytearray()
-        return out
 
     def receive(self, data: bytes) -> list[bytes]:
         delivered: list[bytes] = []

@@ -11,6 +11,7 @@ from rig.afpro.wire import (
     REPLY_TIMEOUT,
     RESYNC_TIMEOUT,
     SYNC_SIZE,
+    Outbox,
     Sync,
     SyncKind,
     Timers,
@@ -30,7 +31,7 @@ class McuPhase(Enum):
     AWAIT_FINAL_READY = "await-final-ready"
 
 
-class McuTransport:
+class McuTransport(Outbox):
     """The master: starts every transaction, wins collisions, resets a silent ASR."""
 
     def __init__(
@@ -51,15 +52,6 @@ class McuTransport:
     def send(self, message: bytes) -> None:
         self._queue.append(check_message(message))
         self._kick()
-
-    @property
-    def pending(self) -> int:
-        """Messages sent to this endpoint that are not on the wire yet."""
-        return len(self._queue)
-
-    def outgoing(self) -> bytes:
-        out, self._tx = bytes(self._tx), bytearray()
-        return out
 
     def receive(self, data: bytes) -> list[bytes]:
         delivered: list[bytes] = []

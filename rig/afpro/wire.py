@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -98,3 +99,19 @@ class Timers:
             self.heard_at, self._heard = now, False
         if self._moved:
             self.moved_at, self._moved = now, False
+
+
+class Outbox:
+    """What both ends of the link share: messages waiting to be sent, bytes due on the wire."""
+
+    _queue: deque[bytes]
+    _tx: bytearray
+
+    @property
+    def pending(self) -> int:
+        """Messages sent to this endpoint that are not on the wire yet."""
+        return len(self._queue)
+
+    def outgoing(self) -> bytes:
+        out, self._tx = bytes(self._tx), bytearray()
+        return out
