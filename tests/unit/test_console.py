@@ -127,7 +127,13 @@ def test_socket_url_console(tmp_path):
     def board():
         conn, _ = server.accept()
         with conn:
-            received.append(conn.recv(100))  # answer only once the console is surely open
+            line = b""
+            while not line.endswith(b"\n"):  # TCP may split the line: read it whole
+                chunk = conn.recv(100)
+                if not chunk:
+                    break
+                line += chunk
+            received.append(line)  # answer only once the console is surely open
             conn.sendall(b"firmware version: 9.9.9\r\n")
 
     thread = threading.Thread(target=board, daemon=True)
