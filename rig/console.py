@@ -291,7 +291,14 @@ class Console:
         if port is None:
             raise ConsoleError(f"{self.name}: console {self.url} is not connected right now")
         with self._write_lock:
-            return port.write(data) or 0
+            try:
+                return port.write(data) or 0
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # the reader found the port gone and closed it under us
+                raise ConsoleError(
+                    f"{self.name}: console {self.url} went away while writing "
+                    f"({exc}); it is reopened when it comes back"
+                ) from None
 
     def discard(self) -> None:
         """Forget what was received but not yet matched (it stays in the log): the next expect

@@ -131,16 +131,17 @@ def test_socket_url_console(tmp_path):
             while not line.endswith(b"\n"):  # TCP may split the line: read it whole
                 chunk = conn.recv(100)
                 if not chunk:
-                    break
+                    return
                 line += chunk
             received.append(line)  # answer only once the console is surely open
             conn.sendall(b"firmware version: 9.9.9\r\n")
+            conn.recv(100)  # stay connected until the console closes: no disconnect race
 
     thread = threading.Thread(target=board, daemon=True)
     thread.start()
     with Console(f"socket://127.0.0.1:{port}", name="remote") as con:
         con.sendline("version")
         assert con.expect(r"version: (\S+)\r\n", timeout=3).group(1) == "9.9.9"
-        thread.join(timeout=3)
+    thread.join(timeout=3)  # the board hangs up once the console has closed
     server.close()
     assert received == [b"version\r\n"]
