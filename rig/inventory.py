@@ -143,10 +143,18 @@ class DoubleConfig(_Strict):
     min_volts: float = Field(3.0, gt=0)
     idle_amps: float = Field(0.012, ge=0)
     boot_amps: float = Field(0.045, ge=0)
+    flash_write_amps: float = Field(0.018, ge=0)
     boot_s: float = Field(0.05, ge=0, le=30)
     timeouts: DoubleTimeouts = DoubleTimeouts()
     # Active from power-on, and what `clear_faults` returns to: [{name: line_noise, rate: 0.05}]
     faults: list[Annotated[dict[str, Any], AfterValidator(_known_fault)]] = []
+
+
+class LimitConfig(_Strict):
+    """The accepted range of one measurement on this board (either side may be open)."""
+
+    low: float | None = None
+    high: float | None = None
 
 
 class BoardConfig(_Strict):
@@ -163,6 +171,9 @@ class BoardConfig(_Strict):
     link: LinkConfig = LinkConfig()
     double: DoubleConfig | None = None
     tags: list[Name] = []
+    # Limits of measurements on this board, e.g. {boot_time: {high: 2.0}}: they fill in the
+    # limits a test's measure() call leaves open, and judge the built-in measurements.
+    limits: dict[Name, LimitConfig] = {}
 
     def problems(self) -> list[tuple[tuple[str, ...], str]]:
         """Mistakes across fields: (field path within the board, what is wrong)."""

@@ -19,7 +19,7 @@ from rig.double.faults import Fault, Faults, parse_faults
 from rig.double.flash import Flash
 from rig.double.link import Link, NoisyEndpoint
 from rig.double.mcu import EmulatedMcu, ResetReason
-from rig.double.mcu_ota import McuOta
+from rig.double.mcu_ota import RECEIVING, McuOta
 from rig.double.spec import AsrTimeouts, EmulatedBoardSpec
 from rig.double.tap import Tap
 from rig.ota.client import DeviceClient
@@ -64,6 +64,11 @@ class BoardOta:
 
     def running_version(self) -> str:
         return self.flash.running_version()
+
+    def receiving(self) -> bool:
+        """True while the MCU takes an image into flash (it draws more current then)."""
+        ota = self._ota
+        return ota is not None and ota.phase == RECEIVING
 
     def connect(self, url: str, device_id: str, secret: str) -> None:
         """The ASR's identity at the OTA service (it keeps it across power cycles)."""

@@ -34,6 +34,7 @@ def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> Em
         min_volts=double.min_volts,
         idle_amps=double.idle_amps,
         boot_amps=double.boot_amps,
+        flash_write_amps=double.flash_write_amps,
         boot_s=double.boot_s,
         state_dir=state_dir / name if state_dir else None,
         link_baud=board.link.baud,

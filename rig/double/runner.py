@@ -28,7 +28,7 @@ from typing import TextIO
 from rig.double.board_ota import BoardOta
 from rig.double.control import ControlServer
 from rig.double.faults import parse_fault
-from rig.double.mcu import EmulatedMcu
+from rig.double.mcu import IDLE, EmulatedMcu
 from rig.double.psu import PsuModel
 from rig.double.scpi_server import ScpiServer
 from rig.double.spec import DoubleError, EmulatedBoardSpec
@@ -71,7 +71,12 @@ def _start_board(spec: EmulatedBoardSpec, state_root: Path) -> EmulatedBoard:
             mcu.power(on, volts, amps_limit)
 
     def draw(channel: int) -> float:
-        return mcu.draw() if channel == spec.channel else 0.0
+        if channel != spec.channel:
+            return 0.0
+        amps = mcu.draw()
+        if mcu.state == IDLE and ota.receiving():  # writing flash: a power trace shows it
+            amps += spec.flash_write_amps
+        return amps
 
     psu = PsuModel(spec.model, on_output=on_output, draw=draw)
     try:

@@ -17,6 +17,7 @@ import threading
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only; reset by the kernel per ACK
 
 MAX_LINE_BYTES = 64 * 1024  # a client that never sends '\n' cannot make us buffer forever
 SEND_TIMEOUT_S = 5.0  # a client that never reads its replies cannot hold a thread forever
@@ -119,6 +120,10 @@ class ScpiServer:
             data = conn.recv(65536)
             if not data:  # disconnected, possibly mid-line: the partial line is dropped
                 return
+            if _QUICKACK is not None:  # ACK a write that has no reply now, as instruments do:
+                # a delayed ACK holds the client's next command 40 ms (Nagle), e.g. the
+                # MEAS:CURR? after INST:NSEL, and a power trace would get one sample per 45 ms
+                conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             pending += data
             *lines, pending = pending.split(b"\n")
             for raw in lines:

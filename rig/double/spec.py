@@ -71,6 +71,7 @@ class EmulatedBoardSpec:
     min_volts: float = 3.0  # below this the board browns out (does not boot)
     idle_amps: float = 0.012  # draw when booted and idle
     boot_amps: float = 0.045  # draw during boot
+    flash_write_amps: float = 0.018  # extra draw while the MCU receives an OTA image
     boot_s: float = 0.05  # power-on -> banner
     state_dir: Path | None = None  # where the MCU's flash and the link capture live
     link_baud: int = 115200  # the ASR⇆MCU UART, as the profile configures it
@@ -93,7 +94,7 @@ class EmulatedBoardSpec:
             raise DoubleError(f"{where}: channel {self.channel} is not one of {CHANNELS}")
         if self.link_speed not in ("fast", "paced"):
             raise DoubleError(f"{where}: link speed {self.link_speed!r} is not fast or paced")
-        for name in ("min_volts", "idle_amps", "boot_amps", "boot_s"):
+        for name in ("min_volts", "idle_amps", "boot_amps", "flash_write_amps", "boot_s"):
             if getattr(self, name) < 0:
                 raise DoubleError(f"{where}: {name} must not be negative")
         from rig.double.faults import parse_faults  # here: faults.py imports this module
