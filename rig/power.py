@@ -8,6 +8,7 @@ reopens the session so a late reply can never be taken as the answer to the next
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -63,6 +64,9 @@ class PowerSupply:
         self.identity = ""
         self._manager: pyvisa.ResourceManager | None = None
         self._session: pyvisa.resources.MessageBasedResource | None = None
+        # One exchange at a time: a power trace samples MEAS:CURR? from its own thread while
+        # the test switches the output, and a channel select must stay next to its command.
+        self._lock = threading.RLock()
 
     # -- session -------------------------------------------------------------------------------
 
@@ -112,6 +116,10 @@ class PowerSupply:
         self.open()
 
     def _io(self, command: str, query: bool) -> str:
+        with self._lock:
+            return self._io_locked(command, query)
+
+    def _io_locked(self, command: str, query: bool) -> str:
         if self._session is None:
             self._reopen()
         assert self._session is not None
@@ -153,17 +161,19 @@ class PowerSupply:
         return template.format(ch=self.channel, value=value)
 
     def _channel_query(self, template: str) -> str:
-        if self.dialect.select:
-            self._io(self._fill(self.dialect.select), query=False)
-        return self._query(self._fill(template))
+        with self._lock:
+            if self.dialect.select:
+                self._io(self._fill(self.dialect.select), query=False)
+            return self._query(self._fill(template))
 
     def _setting(self, template: str, value: object) -> None:
         """Send one setting and make the instrument confirm it took it."""
-        if self.dialect.select:
-            self._io(self._fill(self.dialect.select), query=False)
         command = self._fill(template, value)
-        self._io(command, query=False)
-        problems = self.errors()
+        with self._lock:
+            if self.dialect.select:
+                self._io(self._fill(self.dialect.select), query=False)
+            self._io(command, query=False)
+            problems = self.errors()
         if problems:
             raise PowerError(
                 f"{self.name}: power supply {self.resource} refused {command!r}: "
@@ -173,12 +183,13 @@ class PowerSupply:
     def errors(self) -> list[str]:
         """Drain the instrument's error queue (`SYST:ERR?`)."""
         found: list[str] = []
-        for _ in range(MAX_QUEUED_ERRORS):
-            reply = self._query("SYST:ERR?")
-            code = reply.split(",", 1)[0].strip()
-            if code in ("0", "+0"):
-                break
-            found.append(reply)
+        with self._lock:
+            for _ in range(MAX_QUEUED_ERRORS):
+                reply = self._query("SYST:ERR?")
+                code = reply.split(",", 1)[0].strip()
+                if code in ("0", "+0"):
+                    break
+                found.append(reply)
         return found
 
     # -- PowerProtocol -------------------------------------------------------------------------
