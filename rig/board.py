@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from rig.console import Console
 from rig.inventory import BoardConfig
@@ -21,6 +22,11 @@ class Board:
     console: Console
     tap: dict[str, str] | None = None  # sniffer ports {asr_to_mcu, mcu_to_asr[, capture]}
     control_port: int | None = None  # the double's control channel (emulated boards only)
+    # Where built-in measurements go, as measure(name, value, unit=..., source=...): the plugin
+    # points it at the running test's measurements; None outside a test.
+    record: Callable[..., object] | None = field(default=None, repr=False)
+    firmware: str | None = None  # the version the last banner showed
+    last_boot_s: float | None = None  # power on -> banner, at the last boot()
 
     @property
     def device_id(self) -> str:
@@ -40,11 +46,17 @@ class Board:
         self.power.off()
         time.sleep(self.power.off_s if off_s is None else off_s)  # let the rails drain
         self.console.discard()  # a banner still unread from before must not pass for this boot
+        started = time.monotonic()
         self.power.on()
-        return self.wait_for_banner(timeout_s)
+        version = self.wait_for_banner(timeout_s)
+        self.last_boot_s = time.monotonic() - started
+        if self.record is not None:
+            self.record("boot_time", self.last_boot_s, unit="s", source="board")
+        return version
 
     def wait_for_banner(self, timeout_s: float | None = None) -> str:
         timeout = timeout_s or self.config.console.boot_timeout_s
         match = self.console.expect(self.banner, timeout=timeout)
         groups = match.groupdict()
+        self.firmware = groups.get("version") or self.firmware
         return groups.get("version") or match.group(0)

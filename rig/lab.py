@@ -48,6 +48,19 @@ class Lab:
         self._boards: dict[str, Board] = {}
         self._broken: dict[str, str] = {}
         self._cleanups: dict[str, list] = {}
+        self.dirty: set[str] = set()  # boards whose last test failed: rebooted before the next
+
+    def broken(self, name: str) -> str | None:
+        """Why the board cannot be used any more in this run, or None while it can."""
+        return self._broken.get(name)
+
+    def mark_broken(self, name: str, reason: str) -> None:
+        """Take the board out of this run (its remaining tests are skipped with `reason`)."""
+        self._broken.setdefault(name, reason)
+
+    def ready(self) -> dict[str, Board]:
+        """The boards set up so far and still usable."""
+        return {n: b for n, b in self._boards.items() if n not in self._broken}
 
     def board(self, name: str) -> Board:
         """The ready board, setting it up on first use."""

@@ -7,7 +7,10 @@ so it runs against the local service and a remote server alike.
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ import yaml
 from rig.board import Board
 from rig.handoff import HandoffRecorder
 from rig.ota.client import TERMINAL_STATES, OtaClient, OtaClientError
+from rig.ota_report import attach_power_trace, attach_timeline, record_ota
+from rig.power_trace import PowerTrace
 from rig.witnesses import Views, cross_check, history_json
 
 
@@ -48,8 +53,17 @@ class Target:
 class Pipeline:
     """Walk the pipeline for one target device."""
 
-    def __init__(self, ota: OtaClient) -> None:
+    def __init__(
+        self,
+        ota: OtaClient,
+        *,
+        record: Callable[..., object] | None = None,
+        on_deployment: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.ota = ota
+        self.record = record  # the test's measurements: stage durations, throughput, current
+        self.on_deployment = on_deployment  # the test's record keeps every outcome
+        self.traced: Board | None = None  # whose supply to sample when run() is given no board
 
     def ensure_image_type(self, type_: int, name: str | None = None) -> dict:
         """The image type with this number, created if the partner has none yet."""
@@ -116,17 +130,23 @@ class Pipeline:
             )  # fmt: skip
         with allure.step(f"associate with {target.device_type}"):
             self.ota.associate(target.device_type, type_, done.image["versionNumber"])
-        with allure.step(f"push to {target.device_id}"):
-            pushed = self.ota.push(target.device_type, done.image["id"], target.device_id)
-            done.deployment = self.ota.deployment(pushed["deploymentId"])
+        allure.dynamic.label("image_version", f"type {type_} v{version}")
+        with self._power_trace((board or self.traced) if until is not None else None) as trace:
+            with allure.step(f"push to {target.device_id}"):
+                pushed = self.ota.push(target.device_type, done.image["id"], target.device_id)
+                done.deployment = self.ota.deployment(pushed["deploymentId"])
+            if until is not None:
+                wanted = (until,) if isinstance(until, str) else until
+                with allure.step(f"outcome: {'/'.join(wanted)}"):
+                    done.deployment = self.ota.wait_for_deployment(
+                        done.deployment["id"], set(wanted) | TERMINAL_STATES, timeout_s
+                    )
+                    allure.attach(history_json(done.deployment), name="deployment history",
+                                  attachment_type=allure.attachment_type.JSON)  # fmt: skip
+        if self.on_deployment is not None:
+            self.on_deployment(done.deployment)
         if until is not None:
-            wanted = (until,) if isinstance(until, str) else until
-            with allure.step(f"outcome: {'/'.join(wanted)}"):
-                done.deployment = self.ota.wait_for_deployment(
-                    done.deployment["id"], set(wanted) | TERMINAL_STATES, timeout_s
-                )
-                allure.attach(history_json(done.deployment), name="deployment history",
-                              attachment_type=allure.attachment_type.JSON)  # fmt: skip
+            self._report(done, board, handoff, trace)
             if done.deployment["state"] in TERMINAL_STATES and (board or handoff):
                 with allure.step("three witnesses agree"):
                     device = self.ota.device(target.device_id)
@@ -136,3 +156,33 @@ class Pipeline:
                         recorder=handoff, expected_version=expect_version,
                     )  # fmt: skip
         return done
+
+    @contextlib.contextmanager
+    def _power_trace(self, board: Board | None) -> Iterator[PowerTrace | None]:
+        """Sample the board's supply current from just before the push until the outcome."""
+        if board is None:
+            yield None
+            return
+        trace = PowerTrace(board.power.measure_current, name=board.name).start()
+        deadline = time.monotonic() + 2.0  # a few idle samples before the push, if it answers
+        while len(trace.samples) < 3 and trace.error is None and time.monotonic() < deadline:
+            time.sleep(trace.interval_s)
+        try:
+            yield trace
+        finally:
+            trace.stop()
+
+    def _report(self, done: PipelineRun, board: Board | None,
+                handoff: HandoffRecorder | None, trace: PowerTrace | None) -> None:  # fmt: skip
+        """Built-in measurements and pictures of this OTA, for the test's report."""
+        traced = board or self.traced
+        name = traced.name if traced else (handoff.name if handoff else "board")
+        transcript = handoff.transcript() if handoff is not None else None
+        if self.record is not None:
+            size = int(done.image.get("size") or 0)
+            record_ota(self.record, done.deployment, image_size=size, transcript=transcript,
+                       trace=trace)  # fmt: skip
+        if trace is not None:
+            attach_power_trace(trace, done.deployment, name)
+        if transcript is not None:
+            attach_timeline(transcript, done.deployment, name)

@@ -18,9 +18,13 @@ import pytest
 from rig import inventory
 from rig.board import Board
 from rig.errors import RigError
+from rig.flaky import retry_flaky
 from rig.lab import Lab
+from rig.measure import Limit
+from rig.test_record import record_of
 
-pytest_plugins = ["rig.plugin_ota"]  # the OTA fixtures live in their own module
+# The OTA fixtures and the report hooks live in their own modules.
+pytest_plugins = ["rig.plugin_ota", "rig.plugin_report"]
 
 DEFAULT_BOARD = "emulated"
 _STATE = pytest.StashKey["RigSession"]()
@@ -38,7 +42,6 @@ class RigSession:
         self._inventory: inventory.Inventory | None = None
         self._names: list[str] | None = None
         self.problem: str | None = None  # why no board could be selected, said once collected
-        self.dirty: set[str] = set()  # boards whose last test failed: rebooted before the next
         self.lab: Lab | None = None
 
     def inventory(self) -> inventory.Inventory:
@@ -179,34 +182,71 @@ def rig_lab(pytestconfig: pytest.Config) -> Lab:
 
 @pytest.fixture(scope="session")
 def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
-    """The board under test: `.name`, `.power`, `.console`, `.boot()`."""
+    """The board under test: `.name`, `.power`, `.console`, `.boot()`.
+
+    Set up once per run and booted once (the firmware it runs before any test, its boot
+    time); a board that cannot be set up or booted is taken out of the run."""
     name = getattr(request, "param", None)
     if name is None:
         pytest.fail("the board fixture is parametrized by rig's --board option", pytrace=False)
     try:
         ready, problem = rig_lab.board(name), None
+        retry_flaky(f"first boot of {name}", ready.boot, attempts=2)
     except RigError as exc:
         ready, problem = None, str(exc)
+        rig_lab.mark_broken(name, problem)
     if problem:  # failed outside the except block, so pytest shows no chained traceback
         pytest.fail(problem, pytrace=False)
     yield ready
 
 
+def _board_name(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("board") if callspec else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A board taken out of the run: its remaining tests are skipped, saying why."""
+    name, lab = _board_name(item), item.config.stash[_STATE].lab
+    reason = lab.broken(name) if name and lab else None
+    if reason:
+        pytest.skip(f"board {name!r} is out of this run: {reason.splitlines()[0]}")
+
+
 @pytest.fixture(autouse=True)
-def _console_marks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Mark each test's start and end in the board's console log, to find its slice later."""
+def _board_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Per test on a board: recover it if the last test failed, mark the test in its console
+    log, and send the board's built-in measurements to this test's record."""
     if "board" not in request.fixturenames:
         yield
         return
     board: Board = request.getfixturevalue("board")
-    session: RigSession = request.config.stash[_STATE]
-    if board.name in session.dirty:  # the last test failed on it: start from a known state
-        session.dirty.discard(board.name)
+    lab: Lab = request.getfixturevalue("rig_lab")
+    record = record_of(request.node)
+    record.use_limits({k: Limit(v.low, v.high) for k, v in board.config.limits.items()})
+    record.console_log = board.console.log_path
+    if board.console.log_path and board.console.log_path.exists():
+        record.console_from = board.console.log_path.stat().st_size
+    board.record = record.measurements.record
+    problem = None
+    if board.name in lab.dirty:  # the last test failed on it: start from a known state
+        lab.dirty.discard(board.name)
         board.console.mark("recovering after a failed test: power cycle, expect the banner")
-        board.boot()
+        try:
+            retry_flaky(f"recovery boot of {board.name}", board.boot, attempts=2)
+        except RigError as exc:
+            problem = f"board {board.name!r} is broken: no good boot after a failed test: {exc}"
+            lab.mark_broken(board.name, problem)
+    if problem:  # outside the except block: one message, no chained traceback
+        pytest.fail(problem, pytrace=False)
     board.console.mark(f"test start: {request.node.nodeid}")
-    yield
-    board.console.mark(f"test end: {request.node.nodeid}")
+    try:
+        yield
+    finally:
+        board.console.mark(f"test end: {request.node.nodeid}")
+        record.firmware = board.firmware
+        board.record = None
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -214,10 +254,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Remember boards whose test failed, so one failure never cascades into the next test."""
     outcome = yield
     report = outcome.get_result()
-    callspec = getattr(item, "callspec", None)
-    name = callspec.params.get("board") if callspec else None
-    if name and report.failed and report.when in ("setup", "call"):
-        item.config.stash[_STATE].dirty.add(name)
+    name, lab = _board_name(item), item.config.stash[_STATE].lab
+    if name and lab and report.failed and report.when in ("setup", "call"):
+        lab.dirty.add(name)
 
 
 @pytest.fixture

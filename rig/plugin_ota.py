@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from rig.inventory import OtaConfig
 from rig.ota.client import OtaClient
 from rig.pipeline import Pipeline, Target
 from rig.plugin import RigSession
+from rig.power_trace import PowerTrace
+from rig.test_record import record_of
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,38 @@ def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
 
 
 @pytest.fixture
-def pipeline(ota: OtaClient) -> Pipeline:
-    """image type → profile → upload → associate → push → outcome, as Allure steps."""
-    return Pipeline(ota)
+def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
+    """image type → profile → upload → associate → push → outcome, as Allure steps; each
+    outcome's stage durations, throughput and current go to the test's measurements."""
+    record = record_of(request.node)
+    pipeline = Pipeline(ota, record=record.measurements.record,
+                        on_deployment=record.deployments.append)  # fmt: skip
+    if "board" in request.fixturenames:  # its supply current is traced during each OTA
+        pipeline.traced = request.getfixturevalue("board")
+    return pipeline
+
+
+@pytest.fixture
+def power_trace(board: Board) -> Iterator[Callable[..., PowerTrace]]:
+    """Start sampling the board's supply current: `trace = power_trace()`; the picture and
+    the samples are attached when the test ends (`trace.stop()` ends sampling earlier)."""
+    traces: list[PowerTrace] = []
+
+    def start(interval_s: float = 0.02) -> PowerTrace:
+        trace = PowerTrace(board.power.measure_current, interval_s=interval_s, name=board.name)
+        traces.append(trace.start())
+        return trace
+
+    yield start
+    for number, trace in enumerate(traces, 1):
+        trace.stop()
+        with tempfile.TemporaryDirectory(prefix="rig-trace-") as tmp:
+            png = trace.plot(Path(tmp) / "trace.png")
+            csv = trace.write_csv(Path(tmp) / "trace.csv")
+            allure.attach.file(str(png), name=f"power trace {board.name} #{number}",
+                               attachment_type=allure.attachment_type.PNG)  # fmt: skip
+            allure.attach.file(str(csv), name=f"power samples {board.name} #{number}",
+                               attachment_type=allure.attachment_type.CSV)  # fmt: skip
 
 
 @pytest.fixture

@@ -1,0 +1,113 @@
+"""Bounded retries for steps marked hardware-flaky, every attempt recorded.
+
+Real benches have steps that fail now and then for reasons outside the firmware under test (a
+USB adapter that re-enumerates, a supply that misses one query). Such a step, and only such a
+step, may be marked: `hardware_flaky(attempts=3)(step)` or `retry_flaky("boot", board.boot)`.
+Each attempt is an Allure step and goes to the current test's record, so a pass after a retry is
+visible in the report; a test is never rerun as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass
+from typing import ParamSpec, TypeVar
+
+import allure
+
+from rig.errors import RigError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 5  # a step that fails more often than this is broken, not flaky
+
+
+class FlakyStepError(RigError):
+    """A hardware-flaky step failed on every attempt it was allowed."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    step: str
+    number: int
+    of: int
+    error: str | None  # None: this attempt succeeded
+    at: float
+    duration_s: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_sink: ContextVar[Callable[[Attempt], None] | None] = ContextVar("rig_flaky_sink", default=None)
+
+
+@contextlib.contextmanager
+def recording(sink: Callable[[Attempt], None]) -> Iterator[None]:
+    """Send the attempts of flaky steps run inside this block to `sink` (the test's record)."""
+    token = _sink.set(sink)
+    try:
+        yield
+    finally:
+        _sink.reset(token)
+
+
+def retry_flaky(
+    step: str,
+    fn: Callable[[], T],
+    *,
+    attempts: int = 2,
+    retry_on: tuple[type[BaseException], ...] = (RigError,),
+    pause_s: float = 0.0,
+) -> T:
+    """Run `fn` up to `attempts` times while it raises one of `retry_on`; other errors pass."""
+    if not 1 <= attempts <= MAX_ATTEMPTS:
+        raise FlakyStepError(
+            f"hardware-flaky step {step!r}: attempts={attempts} must be 1..{MAX_ATTEMPTS}; a "
+            "step that needs more is broken, not flaky"
+        )
+    failures: list[str] = []
+    for number in range(1, attempts + 1):
+        started = time.time()
+        try:
+            with allure.step(f"{step} (attempt {number}/{attempts})"):
+                result = fn()
+        except retry_on as exc:
+            failures.append(f"attempt {number}: {str(exc).splitlines()[0]}")
+            _tell(Attempt(step, number, attempts, str(exc), started, time.time() - started))
+            if number < attempts and pause_s:
+                time.sleep(pause_s)  # give the hardware its settling time, not a sync wait
+            continue
+        _tell(Attempt(step, number, attempts, None, started, time.time() - started))
+        return result
+    raise FlakyStepError(
+        f"{step} failed on all {attempts} attempts (a hardware-flaky step, retried):\n  "
+        + "\n  ".join(failures)
+    )
+
+
+def hardware_flaky(
+    attempts: int = 2, *, retry_on: tuple[type[BaseException], ...] = (RigError,)
+) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Decorator form of `retry_flaky` for a step function."""
+
+    def wrap(fn: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(fn)
+        def step(*args: P.args, **kwargs: P.kwargs) -> T:
+            return retry_flaky(fn.__name__, lambda: fn(*args, **kwargs), attempts=attempts,
+                               retry_on=retry_on)  # fmt: skip
+
+        return step
+
+    return wrap
+
+
+def _tell(attempt: Attempt) -> None:
+    sink = _sink.get()
+    if sink is not None:
+        sink(attempt)

@@ -1,0 +1,107 @@
+"""What one OTA tells the report: stage durations, throughput, current, the pictures.
+
+The pipeline calls these after a deployment reached its outcome. Times come from the service's
+history (ms since the epoch), the sniffer (wall clock) and the power trace (wall clock), so the
+three line up on one axis without any clock translation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import allure
+
+from rig.ota import deploy_states as ds
+from rig.power_trace import PowerTrace, marks_from_history
+from rig.timeline import plot_timeline, timeline_text
+from rig.transcript import Transcript
+
+Record = Callable[..., object]  # Measurements.record: (name, value, *, unit, source, ...)
+
+
+def state_times(history: list[dict[str, Any]]) -> dict[str, float]:
+    """When each state was first entered in the last attempt, in seconds since the epoch."""
+    last = max((h.get("attempt") or 1 for h in history), default=1)
+    times: dict[str, float] = {}
+    for entry in history:
+        if (entry.get("attempt") or 1) == last:
+            times.setdefault(entry["state"], entry["timestamp"] / 1000)
+    return times
+
+
+def stage_durations(history: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds in each state of the path during the last attempt, and the whole deployment's.
+
+    A state lasts until the next state entered; states skipped have no duration."""
+    entered = sorted(state_times(history).items(), key=lambda kv: kv[1])
+    durations = {
+        state: max(0.0, entered[i + 1][1] - t)
+        for i, (state, t) in enumerate(entered[:-1])
+        if state in ds.PATH
+    }
+    if len(history) > 1:
+        durations["total"] = (history[-1]["timestamp"] - history[0]["timestamp"]) / 1000
+    return durations
+
+
+def record_ota(
+    record: Record,
+    deployment: dict[str, Any],
+    *,
+    image_size: int,
+    transcript: Transcript | None = None,
+    trace: PowerTrace | None = None,
+) -> None:
+    """Record the built-in OTA measurements the deployment (and wire, and supply) allow."""
+    history = deployment.get("history", [])
+    for stage, seconds in stage_durations(history).items():
+        record(f"ota_{stage.lower()}_s", seconds, unit="s", source="ota")
+    times = state_times(history)
+    if transcript is not None and transcript.throughput > 0:
+        record("handoff_throughput", transcript.throughput / 1024, unit="KiB/s", source="wire")
+    elif ds.TRANSFERRING in times and ds.TRANSFERRED in times:
+        seconds = times[ds.TRANSFERRED] - times[ds.TRANSFERRING]
+        if seconds > 0:
+            record("handoff_throughput", image_size / seconds / 1024, unit="KiB/s",
+                   source="service")  # fmt: skip
+    if trace is None:
+        return
+    transfer_start = times.get(ds.TRANSFERRING)
+    idle = trace.mean(None, transfer_start or times.get(ds.OFFERED))
+    if idle is not None:
+        record("idle_current", idle * 1000, unit="mA", source="power")
+    if transfer_start is not None:
+        during = trace.mean(transfer_start, times.get(ds.TRANSFERRED))
+        if during is not None:
+            record("transfer_current", during * 1000, unit="mA", source="power")
+
+
+def attach_power_trace(trace: PowerTrace, deployment: dict[str, Any], board: str) -> None:
+    """The supply current over the OTA as a picture, states marked, and the samples as CSV."""
+    marks = marks_from_history(deployment.get("history", []))
+    with tempfile.TemporaryDirectory(prefix="rig-trace-") as tmp:
+        png = trace.plot(Path(tmp) / "trace.png", marks,
+                         title=f"supply current during OTA {deployment.get('id', '')} on {board}")
+        csv = trace.write_csv(Path(tmp) / "trace.csv")  # fmt: skip
+        allure.attach.file(str(png), name=f"power trace {board}",
+                           attachment_type=allure.attachment_type.PNG)  # fmt: skip
+        allure.attach.file(str(csv), name=f"power samples {board}",
+                           attachment_type=allure.attachment_type.CSV)  # fmt: skip
+    if trace.error:
+        allure.attach(trace.error, name=f"power trace {board}: sampling stopped",
+                      attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+
+
+def attach_timeline(transcript: Transcript, deployment: dict[str, Any], board: str) -> None:
+    """The decoded handoff as text and as a picture, with the service's states beside it."""
+    history = deployment.get("history", [])
+    allure.attach(timeline_text(transcript, history), name=f"handoff timeline {board}",
+                  attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="rig-timeline-") as tmp:
+        png = plot_timeline(transcript, Path(tmp) / "timeline.png", history,
+                            title=f"handoff of deployment {deployment.get('id', '')} on {board}")
+        allure.attach.file(str(png), name=f"handoff timeline {board}",
+                           attachment_type=allure.attachment_type.PNG)  # fmt: skip
