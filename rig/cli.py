@@ -90,10 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     double.set_defaults(run=cmd_double)
 
     from rig.cli_image import register as register_image
+    from rig.cli_nightly import register as register_nightly
     from rig.cli_ota import register as register_ota
 
     register_ota(commands)
     register_image(commands)
+    register_nightly(commands)
     return parser
 
 

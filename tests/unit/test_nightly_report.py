@@ -1,0 +1,118 @@
+"""The Allure HTML report of `rig nightly`, built by the real Allure CLI and looked at in Chromium.
+
+Both tools are optional on a developer machine: each test says exactly what to install when one
+is missing. Allure 3's report loads its data with fetch(), so it is served over HTTP, as a lab
+would serve it, rather than opened from file://.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SUITE = """
+def test_console_answers(board):
+    assert board.boot(timeout_s=10)
+
+def test_reports_a_failure(board):
+    raise AssertionError("fails on purpose")
+"""
+
+LAB = """
+boards:
+  emulated:
+    kind: emulated
+    device_type: blinky
+    power: {off_s: 0.05}
+"""
+
+
+def allure_cli() -> str | None:
+    return shutil.which(os.environ.get("RIG_ALLURE") or "allure")
+
+
+def chromium() -> str | None:
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return next((found for name in names if (found := shutil.which(name))), None)
+
+
+@pytest.fixture(scope="module")
+def nightly(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """One real `rig nightly` with the Allure CLI: its result and its report folder."""
+    allure = allure_cli()
+    if allure is None:
+        pytest.skip("Allure CLI not found: npm install -g allure")
+    work = tmp_path_factory.mktemp("nightly-report")
+    (work / "boards.yaml").write_text(LAB)
+    (work / "suite").mkdir()
+    (work / "suite" / "test_sample.py").write_text(SUITE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RIG_", "PYTEST_"))}
+    env["RIG_LOCK_DIR"] = str(work / "locks")
+    command = [sys.executable, "-m", "rig.cli", "nightly", "--boards-file", "boards.yaml",
+               "--suite", "suite", "--output", "out", "--allure", allure]  # fmt: skip
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    return done, (work / "out" / "latest").resolve()
+
+
+def test_nightly_builds_the_allure_report(nightly):
+    done, folder = nightly
+    assert done.returncode == 1, done.stdout + done.stderr  # one test fails on purpose
+    index = folder / "allure-report" / "index.html"
+    assert index.is_file(), done.stdout + done.stderr
+    assert f"Allure HTML:    {index}" in done.stdout
+    assert "warning:" not in done.stdout
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["paths"]["Allure HTML"] == str(index)
+
+
+@pytest.fixture
+def served(nightly) -> Iterator[str]:
+    """The report folder on http://127.0.0.1:PORT/, for as long as the test runs."""
+    _, folder = nightly
+    handler = functools.partial(_QuietHandler, directory=str(folder / "allure-report"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_the_report_shows_the_run_in_a_browser(nightly, served, tmp_path):
+    browser = chromium()
+    if browser is None:
+        pytest.skip("Chromium not installed: apt install chromium")
+    _, folder = nightly
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
+         "--virtual-time-budget=10000", "--dump-dom", served],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    # what a person sees: the page without its scripts and styles, tags stripped
+    page = re.sub(r"<(script|style)\b.*?</\1>", "", done.stdout, flags=re.S)
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())
+    assert f"rig nightly {folder.name}" in text  # the report name rig gave it
+    assert "test_console_answers[emulated]" in text
+    assert "test_reports_a_failure[emulated]" in text
+    assert re.search(r"Failed 1 Passed 1\b", text), text[:2000]
