@@ -142,15 +142,14 @@ def build_command(
         "--boards-file": boards_file,
         "--junitxml": folder / "junit.xml",
         "--alluredir": folder / "allure-results",
-        "--rig-log-dir": folder,  # the plugin writes its logs under DIR/logs/<stamp>/
+        "--rig-log-dir": folder / "logs",
         "--rig-report-dir": folder / "rig",
     }
     command = [python, "-m", "pytest", str(suite)]
     command += [part for option, value in options.items() for part in (option, str(value))]
     if workers > 1:
         command += ["-n", str(workers)]
-    # junit_family=xunit1: the plugin's record_property (the board) needs it
-    return [*command, "-p", "no:cacheprovider", "-o", "junit_family=xunit1", *extra]
+    return [*command, "-p", "no:cacheprovider", *extra]
 
 
 def tee(

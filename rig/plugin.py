@@ -62,11 +62,12 @@ class RigSession:
         if self.lab is None:
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             log_dir = self.config.getoption("rig_log_dir")
-            run_dir = Path(log_dir) if log_dir else Path(str(self.config.rootpath)) / ".rig"
             stamp = os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+            root = Path(str(self.config.rootpath))
+            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / stamp
             self.lab = Lab(
                 self.inventory(),
-                log_dir=run_dir / "logs" / stamp,
+                log_dir=logs,
                 state_dir=Path(tempfile.mkdtemp(prefix=f"rig-state-{worker}-")),
                 lock_timeout_s=self.config.getoption("rig_lock_timeout"),
             )
@@ -99,7 +100,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--rig-log-dir",
         dest="rig_log_dir",
         default=None,
-        help="where console and double logs go (default: .rig/ under the rootdir)",
+        help="where console and double logs go (default: .rig/logs/<run> under the rootdir)",
     )
 
 

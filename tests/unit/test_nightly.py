@@ -260,9 +260,8 @@ def test_command_runs_the_suite_with_every_report_option(tmp_path):
     assert pairs["-n"] == "3"
     assert pairs["--junitxml"] == str(tmp_path / "junit.xml")
     assert pairs["--alluredir"] == str(tmp_path / "allure-results")
-    assert pairs["--rig-log-dir"] == str(tmp_path)
+    assert pairs["--rig-log-dir"] == str(tmp_path / "logs")
     assert pairs["--rig-report-dir"] == str(tmp_path / "rig")
-    assert pairs["-o"] == "junit_family=xunit1"
     assert pairs["-p"] == "no:cacheprovider"
     assert command[-2:] == ["-k", "boots"]
 

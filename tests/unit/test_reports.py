@@ -107,7 +107,7 @@ def test_every_measurement_goes_to_the_json_sidecar(lab, tmp_path):
 
 def test_measurements_and_board_are_junit_properties(lab, tmp_path):
     lab.makepyfile(test_m=TESTS)
-    _, out = run(lab, tmp_path, "--board", "alpha", "-o", "junit_family=xunit1")
+    _, out = run(lab, tmp_path, "--board", "alpha")
     props = junit_properties(out, "test_out_of_limits[alpha]")
     assert props["board"] == "alpha"
     assert props["measure:first"] == "10 mA [≤ 5] FAIL"
@@ -197,7 +197,7 @@ def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(lab, tmp_pat
             assert len(runs) == 1
             raise AssertionError("firmware bug")
     """)
-    result, out = run(lab, tmp_path, "--board", "alpha", "-o", "junit_family=xunit1")
+    result, out = run(lab, tmp_path, "--board", "alpha")
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("firmware bug") >= 1
     records = sidecars(out)
