@@ -69,10 +69,15 @@ def record_ota(
                    source="service")  # fmt: skip
     if trace is None:
         return
-    transfer_start = times.get(ds.TRANSFERRING)
-    idle = trace.mean(None, transfer_start or times.get(ds.OFFERED))
+    # Idle: before the device first accepted the image (from then on the MCU is taking it, and
+    # a retry's window would hold the first attempt's transfer); the transfer: the last
+    # attempt's, as the stage durations are.
+    busy = (ds.ACCEPTED, ds.TRANSFERRING)
+    first_busy = min((h["timestamp"] / 1000 for h in history if h["state"] in busy), default=None)
+    idle = trace.mean(None, first_busy)
     if idle is not None:
         record("idle_current", idle * 1000, unit="mA", source="power")
+    transfer_start = times.get(ds.TRANSFERRING)
     if transfer_start is not None:
         during = trace.mean(transfer_start, times.get(ds.TRANSFERRED))
         if during is not None:

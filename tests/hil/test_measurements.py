@@ -48,3 +48,13 @@ def test_a_power_trace_on_request_samples_the_supply(board, power_trace):
     assert trace.error is None
     assert len(amps) >= 3, "the trace sampled during the boot"
     assert min(amps) < 0.001 < max(amps)  # it saw the supply off and the board running
+
+
+@pytest.mark.requires("power")
+def test_boot_current(board, measure, power_trace):
+    """The README's example, as written there."""
+    trace = power_trace()  # samples MEAS:CURR? until the test ends
+    board.boot()
+    measure("boot_current", trace.peak() * 1000, low=10, high=60, unit="mA")
+    measure("supply_volts", board.power.measure_volts(), unit="V")  # limits from boards.yaml
+    assert [m.passed for m in measure.items if m.source == "test"] == [True, True]
