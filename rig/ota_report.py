@@ -84,19 +84,22 @@ def record_ota(
             record("transfer_current", during * 1000, unit="mA", source="power")
 
 
-def attach_power_trace(trace: PowerTrace, deployment: dict[str, Any], board: str) -> None:
-    """The supply current over the OTA as a picture, states marked, and the samples as CSV."""
-    marks = marks_from_history(deployment.get("history", []))
+def attach_power_trace(
+    trace: PowerTrace, board: str, deployment: dict[str, Any] | None = None, label: str = ""
+) -> None:
+    """The supply current as a picture (the deployment's states marked) and the samples as CSV."""
+    marks = marks_from_history(deployment.get("history", [])) if deployment else []
+    title = (f"supply current during OTA {deployment.get('id', '')} on {board}" if deployment
+             else f"supply current on {board}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="rig-trace-") as tmp:
-        png = trace.plot(Path(tmp) / "trace.png", marks,
-                         title=f"supply current during OTA {deployment.get('id', '')} on {board}")
-        csv = trace.write_csv(Path(tmp) / "trace.csv")  # fmt: skip
-        allure.attach.file(str(png), name=f"power trace {board}",
+        png = trace.plot(Path(tmp) / "trace.png", marks, title=title)
+        csv = trace.write_csv(Path(tmp) / "trace.csv")
+        allure.attach.file(str(png), name=f"power trace {board}{label}",
                            attachment_type=allure.attachment_type.PNG)  # fmt: skip
-        allure.attach.file(str(csv), name=f"power samples {board}",
+        allure.attach.file(str(csv), name=f"power samples {board}{label}",
                            attachment_type=allure.attachment_type.CSV)  # fmt: skip
     if trace.error:
-        allure.attach(trace.error, name=f"power trace {board}: sampling stopped",
+        allure.attach(trace.error, name=f"power trace {board}{label}: sampling stopped",
                       attachment_type=allure.attachment_type.TEXT)  # fmt: skip
 
 

@@ -183,6 +183,6 @@ class Pipeline:
             record_ota(self.record, done.deployment, image_size=size, transcript=transcript,
                        trace=trace)  # fmt: skip
         if trace is not None:
-            attach_power_trace(trace, done.deployment, name)
+            attach_power_trace(trace, name, done.deployment)
         if transcript is not None:
             attach_timeline(transcript, done.deployment, name)

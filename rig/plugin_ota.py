@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from rig.errors import RigError
 from rig.handoff import HandoffRecorder
 from rig.inventory import OtaConfig
 from rig.ota.client import OtaClient
+from rig.ota_report import attach_power_trace
 from rig.pipeline import Pipeline, Target
 from rig.plugin import RigSession
 from rig.power_trace import PowerTrace
@@ -106,13 +106,7 @@ def power_trace(board: Board) -> Iterator[Callable[..., PowerTrace]]:
     yield start
     for number, trace in enumerate(traces, 1):
         trace.stop()
-        with tempfile.TemporaryDirectory(prefix="rig-trace-") as tmp:
-            png = trace.plot(Path(tmp) / "trace.png")
-            csv = trace.write_csv(Path(tmp) / "trace.csv")
-            allure.attach.file(str(png), name=f"power trace {board.name} #{number}",
-                               attachment_type=allure.attachment_type.PNG)  # fmt: skip
-            allure.attach.file(str(csv), name=f"power samples {board.name} #{number}",
-                               attachment_type=allure.attachment_type.CSV)  # fmt: skip
+        attach_power_trace(trace, board.name, label=f" #{number}")
 
 
 @pytest.fixture
