@@ -8,6 +8,7 @@ summary. Everything that can be wrong with the request is checked before a board
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -185,8 +186,18 @@ def tee(
 
 
 def build_allure(allure: str, results: Path, report: Path, name: str) -> str | None:
-    """Generate the HTML report; why it failed (shown as a warning), else None."""
-    command = [allure, "generate", str(results), "--output", str(report), "--report-name", name]
+    """Generate the HTML report; why it failed (shown as a warning), else None.
+
+    One self-contained index.html (it opens from a file share, no web server needed), its tree
+    grouped by board (rig's parentSuite label), then by test module."""
+    config = report.parent / "allurerc.json"
+    config.write_text(json.dumps({
+        "name": name,
+        "plugins": {"awesome": {"options": {"singleFile": True,
+                                            "groupBy": ["parentSuite", "suite"]}}},
+    }, indent=2))  # fmt: skip
+    command = [allure, "generate", str(results), "--output", str(report), "--report-name", name,
+               "--config", str(config)]  # fmt: skip
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.TimeoutExpired) as exc:
