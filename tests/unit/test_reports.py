@@ -2,6 +2,8 @@
 JUnit properties, JSON sidecars, Allure labels and attachments, broken boards, flaky steps."""
 
 import json
+import os
+import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -207,3 +209,32 @@ def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(lab, tmp_pat
     props = junit_properties(out, "test_flaky_step[alpha]")
     assert props["flaky:read supply#1"] == "sniffer adapter re-enumerated"
     assert props["flaky:read supply#2"] == "ok after retry"
+
+
+def test_an_instrument_that_does_not_answer_takes_its_board_out_of_the_run(lab, tmp_path):
+    """A real board whose supply accepts the connection but never answers (a hung LXI stack):
+    a real pseudo-terminal for its console and a real, silent TCP listener for its supply."""
+    master, slave = os.openpty()
+    silent = socket.create_server(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        lab.makefile(".yaml", boards=BOARDS.replace("boards:\n", f"""boards:
+  bench-7:
+    device_type: blinky
+    console: {{port: {os.ttyname(slave)}}}
+    power: {{resource: "TCPIP0::127.0.0.1::{port}::SOCKET", timeout_s: 0.5}}
+""", 1))  # fmt: skip
+        lab.makepyfile(test_i="""
+            def test_one(board): assert board.firmware
+            def test_two(board): assert board.firmware
+        """)
+        result, out = run(lab, tmp_path, "--board", "bench-7,alpha", "-rs")
+    finally:
+        silent.close()
+        os.close(master)
+        os.close(slave)
+    result.assert_outcomes(passed=2, errors=1, skipped=1)
+    assert "nothing answered *IDN? within 0.5 s" in result.stdout.str()
+    result.stdout.fnmatch_lines(["SKIPPED * board 'bench-7' is out of this run: *"])
+    bench = json.loads((out / "rig" / "boards" / "bench-7.json").read_text())
+    assert "nothing answered *IDN?" in bench["broken"]
