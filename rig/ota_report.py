@@ -47,6 +47,14 @@ def stage_durations(history: list[dict[str, Any]]) -> dict[str, float]:
     return durations
 
 
+def since(transcript: Transcript, history: list[dict[str, Any]]) -> Transcript:
+    """The part of a test's transcript from this deployment's push on (a test may push twice)."""
+    if not history:
+        return transcript
+    start = history[0]["timestamp"] / 1000 - 0.01  # the service stamps whole milliseconds
+    return Transcript(events=[e for e in transcript.events if e.t >= start])
+
+
 def record_ota(
     record: Record,
     deployment: dict[str, Any],

@@ -21,7 +21,7 @@ import yaml
 from rig.board import Board
 from rig.handoff import HandoffRecorder
 from rig.ota.client import TERMINAL_STATES, OtaClient, OtaClientError
-from rig.ota_report import attach_power_trace, attach_timeline, record_ota
+from rig.ota_report import attach_power_trace, attach_timeline, record_ota, since
 from rig.power_trace import PowerTrace
 from rig.witnesses import Views, cross_check, history_json
 
@@ -64,6 +64,7 @@ class Pipeline:
         self.record = record  # the test's measurements: stage durations, throughput, current
         self.on_deployment = on_deployment  # the test's record keeps every outcome
         self.traced: Board | None = None  # whose supply to sample when run() is given no board
+        self.sniffed: HandoffRecorder | None = None  # the wire to report when run() is given none
 
     def ensure_image_type(self, type_: int, name: str | None = None) -> dict:
         """The image type with this number, created if the partner has none yet."""
@@ -175,9 +176,11 @@ class Pipeline:
     def _report(self, done: PipelineRun, board: Board | None,
                 handoff: HandoffRecorder | None, trace: PowerTrace | None) -> None:  # fmt: skip
         """Built-in measurements and pictures of this OTA, for the test's report."""
-        traced = board or self.traced
-        name = traced.name if traced else (handoff.name if handoff else "board")
-        transcript = handoff.transcript() if handoff is not None else None
+        traced, recorder = board or self.traced, handoff or self.sniffed
+        name = traced.name if traced else (recorder.name if recorder else "board")
+        transcript = None
+        if recorder is not None:  # this deployment's part of the wire, not the whole test's
+            transcript = since(recorder.transcript(), done.deployment.get("history", []))
         if self.record is not None:
             size = int(done.image.get("size") or 0)
             record_ota(self.record, done.deployment, image_size=size, transcript=transcript,

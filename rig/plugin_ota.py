@@ -89,6 +89,8 @@ def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
                         on_deployment=record.deployments.append)  # fmt: skip
     if "board" in request.fixturenames:  # its supply current is traced during each OTA
         pipeline.traced = request.getfixturevalue("board")
+    if "handoff" in request.fixturenames:  # and the wire goes to the report as a timeline
+        pipeline.sniffed = request.getfixturevalue("handoff")
     return pipeline
 
 
