@@ -10,11 +10,8 @@ import re
 from pathlib import Path
 
 from matplotlib.image import imread
-from test_transcript import DT, T0, chunk_at, handoff, index, record
+from test_transcript import DT, T0, record, resent_chunk_steps
 
-from rig import aflib
-from rig.aflib import AF_MCU_OTA_TRANSFER
-from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR
 from rig.timeline import plot_timeline, timeline_figure, timeline_text
 from rig.transcript import Transcript
 
@@ -28,10 +25,7 @@ HISTORY = [
 
 def with_a_resent_chunk() -> tuple[Transcript, int]:
     """The handoff with chunk 249 sent again; and the step index of the re-send."""
-    steps = handoff()
-    at = index(steps, ASR_TO_MCU, AF_MCU_OTA_TRANSFER, chunk_at(249))
-    again = aflib.update(3, AF_MCU_OTA_TRANSFER, aflib.encode_offset(249))
-    steps[at + 1 : at + 1] = [(MCU_TO_ASR, again), steps[at]]
+    steps, at = resent_chunk_steps()
     transcript = record(steps)
     assert [c.offset for c in transcript.chunks] == [0, 249, 249, 498, 747, 996]
     return transcript, at + 2

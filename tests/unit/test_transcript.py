@@ -190,12 +190,18 @@ def test_throughput_is_payload_bytes_per_second_between_first_and_last_chunk():
     assert record(handoff(IMAGE[:200])).throughput == 0.0
 
 
-def test_a_resent_chunk_counts_as_a_retry_and_the_handoff_still_holds():
+def resent_chunk_steps() -> tuple[list, int]:
+    """The handoff with chunk 249 sent twice, and the step index of the first send."""
     steps = handoff()
     at = index(steps, ASR_TO_MCU, AF_MCU_OTA_TRANSFER, chunk_at(249))
     # the MCU asks for 249 again (say the chunk arrived corrupted), the ASR sends it again
     again = aflib.update(3, AF_MCU_OTA_TRANSFER, aflib.encode_offset(249))
     steps[at + 1 : at + 1] = [(MCU_TO_ASR, again), steps[at]]
+    return steps, at
+
+
+def test_a_resent_chunk_counts_as_a_retry_and_the_handoff_still_holds():
+    steps, _ = resent_chunk_steps()
     transcript = record(steps)
     assert [c.offset for c in transcript.chunks] == [0, 249, 249, 498, 747, 996]
     assert transcript.retries == 1
