@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rig import inventory
+from rig import inventory, text_table
 from rig.errors import RigError
 
 
@@ -38,11 +38,7 @@ def cmd_boards(args: argparse.Namespace) -> int:
             console = f"{board.console.port} @{board.console.baud}"
         tags = ",".join(board.tags) or "-"
         rows.append((name, board.kind, board.device_type, board.host or "-", power, console, tags))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    print(text_table.render(rows))
     return 0
 
 

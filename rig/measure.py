@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from numbers import Real
 
+from rig import text_table
 from rig.errors import RigError
 
 
@@ -132,10 +133,7 @@ class Measurements:
             (m.name, m.shown, m.limits, "PASS" if m.passed else "FAIL", m.source)
             for m in self.items
         ]
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        )
+        return text_table.render(rows)
 
     def as_list(self) -> list[dict]:
         return [m.as_dict() for m in self.items]

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rig import text_table
 from rig.errors import RigError
 from rig.scheduling import board_of
 
@@ -188,15 +189,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     cells.append(
         ["TOTAL", str(sums.passed), str(sums.not_passed), str(sums.skipped), "", "", "", ""]
     )
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    lines = []
-    for line in cells:
-        parts = [
-            cell.rjust(width) if column in NUMERIC else cell.ljust(width)
-            for cell, width, column in zip(line, widths, COLUMNS, strict=True)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
+    right = [i for i, column in enumerate(COLUMNS) if column in NUMERIC]
+    return text_table.render(cells, right)
 
 
 def render_summary(rows: list[dict[str, Any]], paths: Mapping[str, str]) -> str:
