@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from numbers import Real
+from typing import Protocol
 
 from rig import text_table
 from rig.errors import RigError
@@ -64,10 +65,22 @@ class Measurement:
         return {**asdict(self), "passed": self.passed, "value": _json_number(self.value)}
 
 
+class Limits(Protocol):
+    """An accepted range (boards.yaml's `limits:` entries are ones); either side may be open."""
+
+    @property
+    def low(self) -> float | None: ...
+    @property
+    def high(self) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class Limit:
     low: float | None = None
     high: float | None = None
+
+
+_OPEN = Limit()
 
 
 class Measurements:
@@ -75,7 +88,7 @@ class Measurements:
 
     def __init__(
         self,
-        limits: Mapping[str, Limit] | None = None,
+        limits: Mapping[str, Limits] | None = None,
         on_record: Callable[[Measurement], None] | None = None,
     ) -> None:
         self.limits = dict(limits or {})
@@ -98,7 +111,7 @@ class Measurements:
                 f"measurement {name!r}: value {value!r} is not a number; pass a float "
                 "(convert units first, e.g. amps * 1000 for mA)"
             )
-        board = self.limits.get(name, Limit())
+        board = self.limits.get(name, _OPEN)
         low = board.low if low is None else low
         high = board.high if high is None else high
         if low is not None and high is not None and low > high:

@@ -236,7 +236,7 @@ def run_nightly(options: NightlyOptions, environ: Mapping[str, str] | None = Non
         f"rig nightly: {len(checked.boards)} board(s) ({', '.join(checked.boards)}) on "
         f"{checked.workers} worker(s); reports in {folder}"
     )
-    env = {**environ, "RIG_RUN_STAMP": folder.name, "PYTHONUNBUFFERED": "1"}
+    env = {**environ, "PYTHONUNBUFFERED": "1"}
     began = time.monotonic()
     pytest_rc = tee(command, folder / "pytest.log", env)
     junit = folder / "junit.xml"

@@ -20,8 +20,7 @@ from rig.board import Board
 from rig.errors import RigError
 from rig.flaky import retry_flaky
 from rig.lab import Lab
-from rig.measure import Limit
-from rig.test_record import record_of
+from rig.test_record import board_param, record_of
 
 # The OTA fixtures and the report hooks live in their own modules.
 pytest_plugins = ["rig.plugin_ota", "rig.plugin_report"]
@@ -62,9 +61,8 @@ class RigSession:
         if self.lab is None:
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             log_dir = self.config.getoption("rig_log_dir")
-            stamp = os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
             root = Path(str(self.config.rootpath))
-            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / stamp
+            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / run_stamp()
             self.lab = Lab(
                 self.inventory(),
                 log_dir=logs,
@@ -72,6 +70,11 @@ class RigSession:
                 lock_timeout_s=self.config.getoption("rig_lock_timeout"),
             )
         return self.lab
+
+
+def run_stamp() -> str:
+    """This run's name for its default log and report folders; xdist workers inherit it."""
+    return os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -156,8 +159,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # Raised here, not while collecting, so pytest prints one line and exits 4.
         raise pytest.UsageError(f"rig: {state.problem}")
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        name = callspec.params.get("board") if callspec else None
+        name = board_param(item)
         if name is None:
             continue
         capabilities = state.inventory().boards[name].capabilities
@@ -201,15 +203,10 @@ def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
     yield ready
 
 
-def _board_name(item: pytest.Item) -> str | None:
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get("board") if callspec else None
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A board taken out of the run: its remaining tests are skipped, saying why."""
-    name, lab = _board_name(item), item.config.stash[_STATE].lab
+    name, lab = board_param(item), item.config.stash[_STATE].lab
     reason = lab.broken(name) if name and lab else None
     if reason:
         pytest.skip(f"board {name!r} is out of this run: {reason.splitlines()[0]}")
@@ -225,7 +222,7 @@ def _board_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
     board: Board = request.getfixturevalue("board")
     lab: Lab = request.getfixturevalue("rig_lab")
     record = record_of(request.node)
-    record.use_limits({k: Limit(v.low, v.high) for k, v in board.config.limits.items()})
+    record.measurements.limits = dict(board.config.limits)
     record.console_log = board.console.log_path
     if board.console.log_path and board.console.log_path.exists():
         record.console_from = board.console.log_path.stat().st_size
@@ -255,7 +252,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Remember boards whose test failed, so one failure never cascades into the next test."""
     outcome = yield
     report = outcome.get_result()
-    name, lab = _board_name(item), item.config.stash[_STATE].lab
+    name, lab = board_param(item), item.config.stash[_STATE].lab
     if name and lab and report.failed and report.when in ("setup", "call"):
         lab.dirty.add(name)
 

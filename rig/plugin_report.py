@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from rig import flaky
 from rig.board import Board
 from rig.inventory import BoardConfig
 from rig.measure import Measurement, Measurements
+from rig.plugin import _STATE, run_stamp
 from rig.test_record import TestRecord, property_of, record_of
 
 _REPORTS = pytest.StashKey["Reports"]()
@@ -96,8 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if chosen:
         folder = Path(chosen)
     else:
-        stamp = os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
-        folder = Path(str(config.rootpath)) / ".rig" / "reports" / stamp
+        folder = Path(str(config.rootpath)) / ".rig" / "reports" / run_stamp()
     config.stash[_REPORTS] = Reports(folder)
 
 
@@ -107,6 +106,13 @@ def measure(request: pytest.FixtureRequest) -> Measurements:
 
     Every value is reported; out-of-limit values fail the test at its end, all listed."""
     return record_of(request.node).measurements
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Attempts of hardware-flaky steps, in any phase of the test, go to its record."""
+    with flaky.recording(record_of(item).attempts.append):
+        return (yield)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -122,9 +128,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     record.measurements.on_record = recorded
     if record.board:
         item.user_properties.append(("board", record.board))
-    with flaky.recording(record.attempts.append):
-        result = yield
-    _label_board(item, record)
+    result = yield
+    _label_board(item)
     return result
 
 
@@ -133,20 +138,13 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Run the test, then report its record; out-of-limit measurements fail a passing test."""
     record = record_of(item)
     try:
-        with flaky.recording(record.attempts.append):
-            result = yield
+        result = yield
     finally:
         _attach(record)
     verdict = record.measurements.verdict()
     if verdict:
         pytest.fail(verdict, pytrace=False)
     return result
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    with flaky.recording(record_of(item).attempts.append):
-        return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -174,8 +172,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 def _board_lost(item: pytest.Item, name: str) -> None:
-    from rig.plugin import _STATE  # the session object lives in rig.plugin
-
     state = item.config.stash[_STATE]
     reason = state.lab.broken(name) if state.lab else None
     if reason:
@@ -188,12 +184,10 @@ def _message(report: pytest.TestReport) -> str:
     return report.longreprtext[-4000:]
 
 
-def _label_board(item: pytest.Item, record: TestRecord) -> None:
+def _label_board(item: pytest.Item) -> None:
     """Allure labels a reader filters by: board, device type, the firmware it runs."""
-    if "board" not in getattr(item, "fixturenames", ()) or record.board is None:
-        return
-    board = _board_if_ready(item)
-    if board is None:
+    board = getattr(item, "funcargs", {}).get("board")  # set up by now, unless it failed
+    if not isinstance(board, Board):
         return
     item.config.stash[_REPORTS].board_seen(board)
     allure.dynamic.label("board", board.name)
@@ -203,11 +197,6 @@ def _label_board(item: pytest.Item, record: TestRecord) -> None:
         allure.dynamic.label("rig_host", board.config.host)
     if board.firmware:
         allure.dynamic.label("firmware", board.firmware)
-
-
-def _board_if_ready(item: pytest.Item) -> Board | None:
-    value = getattr(item, "funcargs", {}).get("board")  # set up by now, unless it failed
-    return value if isinstance(value, Board) else None
 
 
 def _attach(record: TestRecord) -> None:
@@ -226,8 +215,6 @@ def _attach(record: TestRecord) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Per board: boot once more (the firmware it runs after the run, and that it still boots)."""
-    from rig.plugin import _STATE  # the session object lives in rig.plugin
-
     reports = session.config.stash.get(_REPORTS, None)
     state = session.config.stash.get(_STATE, None)
     if reports is None or state is None or state.lab is None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from rig.flaky import Attempt
-from rig.measure import Limit, Measurement, Measurements
+from rig.measure import Measurement, Measurements
 
 _RECORD = pytest.StashKey["TestRecord"]()
 
@@ -35,9 +35,6 @@ class TestRecord:
     console_log: Path | None = None  # the board's console log, and where this test began in it
     console_from: int = 0
     longrepr: str | None = None
-
-    def use_limits(self, limits: dict[str, Limit]) -> None:
-        self.measurements.limits = dict(limits)
 
     def console_slice(self) -> str | None:
         """This test's part of the board's console log (not the whole session's)."""
@@ -73,10 +70,14 @@ def record_of(item: pytest.Item) -> TestRecord:
     """The item's record, made on first use."""
     record = item.stash.get(_RECORD, None)
     if record is None:
-        callspec = getattr(item, "callspec", None)
-        board = callspec.params.get("board") if callspec else None
-        record = item.stash[_RECORD] = TestRecord(item.nodeid, board=board)
+        record = item.stash[_RECORD] = TestRecord(item.nodeid, board=board_param(item))
     return record
+
+
+def board_param(item: pytest.Item) -> str | None:
+    """The board a test runs on (its `board` parameter), or None for a test without one."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("board") if callspec else None
 
 
 def sidecar_name(nodeid: str) -> str:
