@@ -65,6 +65,7 @@ class Pipeline:
         self.on_deployment = on_deployment  # the test's record keeps every outcome
         self.traced: Board | None = None  # whose supply to sample when run() is given no board
         self.sniffed: HandoffRecorder | None = None  # the wire to report when run() is given none
+        self.pictures = True  # render the power trace and timeline (only worth it for a report)
 
     def ensure_image_type(self, type_: int, name: str | None = None) -> dict:
         """The image type with this number, created if the partner has none yet."""
@@ -185,7 +186,7 @@ class Pipeline:
             size = int(done.image.get("size") or 0)
             record_ota(self.record, done.deployment, image_size=size, transcript=transcript,
                        trace=trace)  # fmt: skip
-        if trace is not None:
+        if trace is not None and self.pictures:
             attach_power_trace(trace, name, done.deployment)
-        if transcript is not None:
+        if transcript is not None and self.pictures:
             attach_timeline(transcript, done.deployment, name)

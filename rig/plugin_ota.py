@@ -80,6 +80,11 @@ def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
         yield client
 
 
+def _reporting(config: pytest.Config) -> bool:
+    """Allure results are written (--alluredir): pictures are worth their ~70 ms each."""
+    return bool(config.getoption("allure_report_dir", None))
+
+
 @pytest.fixture
 def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
     """image type → profile → upload → associate → push → outcome, as Allure steps; each
@@ -87,6 +92,7 @@ def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
     record = record_of(request.node)
     pipeline = Pipeline(ota, record=record.measurements.record,
                         on_deployment=record.deployments.append)  # fmt: skip
+    pipeline.pictures = _reporting(request.config)
     if "board" in request.fixturenames:  # its supply current is traced during each OTA
         pipeline.traced = request.getfixturevalue("board")
     if "handoff" in request.fixturenames:  # and the wire goes to the report as a timeline
@@ -95,7 +101,9 @@ def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
 
 
 @pytest.fixture
-def power_trace(board: Board) -> Iterator[Callable[..., PowerTrace]]:
+def power_trace(
+    board: Board, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., PowerTrace]]:
     """Start sampling the board's supply current: `trace = power_trace()`; the picture and
     the samples are attached when the test ends (`trace.stop()` ends sampling earlier)."""
     traces: list[PowerTrace] = []
@@ -108,7 +116,8 @@ def power_trace(board: Board) -> Iterator[Callable[..., PowerTrace]]:
     yield start
     for number, trace in enumerate(traces, 1):
         trace.stop()
-        attach_power_trace(trace, board.name, label=f" #{number}")
+        if _reporting(request.config):
+            attach_power_trace(trace, board.name, label=f" #{number}")
 
 
 @pytest.fixture

@@ -221,9 +221,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     lab = state.lab
     for name, data in reports.boards.items():
-        broken = lab.broken(name) or data["broken"]
-        board = lab.ready().get(name)
-        if board is not None and not broken:
+        broken = lab.broken(name)
+        board = lab.ready().get(name)  # set up and not broken
+        if board is not None:
             try:
                 data["firmware_after"] = board.boot()
             except Exception as exc:  # the record says so; the run's verdict is the tests'
