@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 
 from rig import aflib
 from rig.aflib.describe import describe_value
+from rig.ota import deploy_states as ds
 from rig.power_trace import LABEL_BOX, history_label, save_png
 from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR
 from rig.transcript import Chunk, Transcript
@@ -28,9 +29,7 @@ from rig.transcript import Chunk, Transcript
 ARROWS = {ASR_TO_MCU: "asr→mcu", MCU_TO_ASR: "mcu→asr"}
 SHORT = {"TRANSFER_BEGIN": "BEGIN", "TRANSFER_END": "END", "VERIFY_SIGNATURE": "VERIFY"}
 STEP_COLOURS = {ASR_TO_MCU: "tab:green", MCU_TO_ASR: "tab:purple", "service": "tab:orange"}
-# Deployment states (rig.ota.deploy_states, not imported: it pulls in FastAPI) by outcome.
-FAILED = {"DECLINED", "ABORTED_BY_MCU", "VERIFY_FAILED", "APPLY_FAILED", "TIMED_OUT", "CANCELED",
-          "SUPERSEDED"}  # fmt: skip
+FAILED = frozenset(ds.FAILURES) - ds.RETRYABLE  # INTERRUPTED gets a colour of its own
 PATH_COLOURS = ("#c6dbef", "#9ecae1", "#bcbddc", "#dadaeb", "#c7eae5", "#80cdc1", "#e0ecf4")
 
 History = Sequence[dict[str, Any]]
@@ -211,11 +210,11 @@ def _step_line(ax: Any, x: float, label: str, colour: str, style: str, y: float,
 
 def _state_colour(state: str, path_states: list[str]) -> str:
     """Green for success, red for failures, orange for a retryable stop, blues along the path."""
-    if state == "SUCCEEDED":
+    if state == ds.SUCCEEDED:
         return "#74c476"
     if state in FAILED:
         return "#fb6a4a"
-    if state == "INTERRUPTED":
+    if state == ds.INTERRUPTED:
         return "#fdae6b"
     if state not in path_states:
         path_states.append(state)
