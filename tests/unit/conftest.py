@@ -1,9 +1,10 @@
 """Helpers shared by the framework's own tests."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import pyvisa
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"):
@@ -16,3 +17,18 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.01)  # sleep-ok: polling interval of a deadline-bounded wait
+
+
+@pytest.fixture
+def rm() -> Iterator[pyvisa.ResourceManager]:
+    """A pyvisa-py resource manager, as a lab script would use to reach a supply."""
+    manager = pyvisa.ResourceManager("@py")
+    yield manager
+    manager.close()
+
+
+def open_visa(rm: pyvisa.ResourceManager, resource: str, timeout_ms: int = 2000):
+    """The SCPI supply at `resource`, with the double's newline terminations."""
+    return rm.open_resource(
+        resource, read_termination="\n", write_termination="\n", timeout=timeout_ms
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import pyvisa
 import serial
-from conftest import wait_until
+from conftest import open_visa, wait_until
 
 from rig import aflib
 from rig.double.asr import Asr, AsrTimeouts
@@ -90,8 +90,7 @@ class Bench:
         self.recorder = HandoffRecorder(self.board.ota.info(), name=BOARD).start()
         self.console = serial.Serial(self.board.mcu.port, 115200, timeout=0.1)
         self._console_text = ""
-        self.psu = lab.rm.open_resource(str(info["power"]), read_termination="\n",
-                                        write_termination="\n", timeout=2000)  # fmt: skip
+        self.psu = open_visa(lab.rm, str(info["power"]))
 
     # -- the board ---------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import pyvisa
 import serial
+from conftest import open_visa
 
 from rig.double.mcu import IDLE, OFF
 from rig.double.runner import Double
@@ -34,17 +35,6 @@ def double() -> Iterator[Double]:
     ]
     with Double(specs) as running:
         yield running
-
-
-@pytest.fixture
-def rm() -> Iterator[pyvisa.ResourceManager]:
-    manager = pyvisa.ResourceManager("@py")
-    yield manager
-    manager.close()
-
-
-def open_supply(rm: pyvisa.ResourceManager, resource: str):
-    return rm.open_resource(resource, read_termination="\n", write_termination="\n", timeout=2000)
 
 
 def test_info_describes_each_board(double: Double) -> None:
@@ -66,7 +56,7 @@ def test_rigol_board_boots_only_from_its_own_channel(
 ) -> None:
     info = double.boards["bravo"].info()
     mcu = double.boards["bravo"].mcu
-    supply = open_supply(rm, str(info["power"]))
+    supply = open_visa(rm, str(info["power"]))
     with serial.Serial(str(info["console"]), 115200, timeout=0.3) as console:
         supply.write(":OUTP CH1,ON")
         assert supply.query(":OUTP? CH1") == "ON"
@@ -92,7 +82,7 @@ def test_generic_board_browns_out_when_voltage_drops(
 ) -> None:
     info = double.boards["alpha"].info()
     mcu = double.boards["alpha"].mcu
-    supply = open_supply(rm, str(info["power"]))
+    supply = open_visa(rm, str(info["power"]))
     supply.write("INST:NSEL 1")
     supply.write("VOLT 2.5")
     assert supply.query("OUTP ON;*OPC?") == "1"
@@ -187,7 +177,7 @@ def test_serve_prints_json_lines_and_stops_on_sigterm(rm: pyvisa.ResourceManager
     boards = [json.loads(line) for line in lines]
     assert [b["board"] for b in boards] == ["alpha", "bravo"]
     assert [(b["model"], b["channel"]) for b in boards] == [("generic", 1), ("rigol-dp832", 2)]
-    supply = open_supply(rm, boards[1]["power"])  # the announced addresses really answer
+    supply = open_visa(rm, boards[1]["power"])  # the announced addresses really answer
     assert supply.query("*IDN?").startswith("RIGOL TECHNOLOGIES,DP832")
     with serial.Serial(boards[1]["console"], 115200, timeout=2) as console:
         supply.write(":OUTP CH2,ON")

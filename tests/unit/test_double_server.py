@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 import pyvisa
-from conftest import wait_until
+from conftest import open_visa, wait_until
 from pyvisa.errors import VisaIOError
 
 from rig.double.psu import PsuModel
@@ -27,20 +27,6 @@ def psu() -> PsuModel:
 def server(psu: PsuModel) -> Iterator[ScpiServer]:
     with ScpiServer(psu) as srv:
         yield srv
-
-
-@pytest.fixture
-def rm() -> Iterator[pyvisa.ResourceManager]:
-    manager = pyvisa.ResourceManager("@py")
-    yield manager
-    manager.close()
-
-
-def open_visa(rm: pyvisa.ResourceManager, server: ScpiServer, timeout_ms: int = 2000):
-    inst = rm.open_resource(
-        server.resource, read_termination="\n", write_termination="\n", timeout=timeout_ms
-    )
-    return inst
 
 
 def raw_client(server: ScpiServer) -> socket.socket:
@@ -61,7 +47,7 @@ def test_resource_name_and_pyvisa_round_trip(
     server: ScpiServer, rm: pyvisa.ResourceManager
 ) -> None:
     assert server.resource == f"TCPIP0::127.0.0.1::{server.port}::SOCKET"
-    inst = open_visa(rm, server)
+    inst = open_visa(rm, server.resource)
     assert inst.query("*IDN?") == "RIG,DOUBLE-PSU,0001,0.1"
     inst.write("VOLT 4.5")
     inst.write("OUTP ON")
@@ -72,7 +58,7 @@ def test_resource_name_and_pyvisa_round_trip(
 
 
 def test_several_clients_share_one_supply(server: ScpiServer, rm: pyvisa.ResourceManager) -> None:
-    first, second = open_visa(rm, server), open_visa(rm, server)
+    first, second = open_visa(rm, server.resource), open_visa(rm, server.resource)
     sock = raw_client(server)
     wait_until(lambda: server.client_count() == 3)
     # Connections are not ordered against each other: *OPC? says "applied" before the next one.
@@ -108,13 +94,13 @@ def test_client_vanishing_mid_line_does_not_kill_server(
     rude.sendall(b"VOLT 10")
     rude.close()  # RST instead of FIN
     wait_until(lambda: server.client_count() == 0)
-    inst = open_visa(rm, server)
+    inst = open_visa(rm, server.resource)
     assert inst.query("VOLT?") == "3.300"
     inst.close()
 
 
 def test_late_reply_then_client_recovers(server: ScpiServer, rm: pyvisa.ResourceManager) -> None:
-    inst = open_visa(rm, server, timeout_ms=150)
+    inst = open_visa(rm, server.resource, timeout_ms=150)
     inst.write("DIAG:DELAY 0.6")
     with pytest.raises(VisaIOError):
         inst.query("*IDN?")  # the reply comes after the client gave up
@@ -144,7 +130,7 @@ def test_close_joins_threads_and_frees_port(psu: PsuModel, rm: pyvisa.ResourceMa
     def scpi_threads() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name.endswith(f"-{server.port}")]
 
-    inst = open_visa(rm, server)
+    inst = open_visa(rm, server.resource)
     idle = raw_client(server)
     assert inst.query("*OPC?") == "1"
     wait_until(lambda: server.client_count() == 2)
