@@ -32,3 +32,12 @@ def open_visa(rm: pyvisa.ResourceManager, resource: str, timeout_ms: int = 2000)
     return rm.open_resource(
         resource, read_termination="\n", write_termination="\n", timeout=timeout_ms
     )
+
+
+@pytest.fixture
+def rig_env(monkeypatch, tmp_path):
+    """An inner pytest run of rig's own: board locks in a temporary folder, no board selection
+    or inventory inherited from the environment of the run that starts it."""
+    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
+    monkeypatch.delenv("RIG_BOARD", raising=False)
+    monkeypatch.delenv("RIG_BOARDS_FILE", raising=False)

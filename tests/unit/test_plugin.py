@@ -46,10 +46,7 @@ def test_without_board():
 
 
 @pytest.fixture
-def lab_dir(pytester, monkeypatch, tmp_path):
-    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
-    monkeypatch.delenv("RIG_BOARD", raising=False)
-    monkeypatch.delenv("RIG_BOARDS_FILE", raising=False)
+def lab_dir(pytester, rig_env):
     pytester.makefile(".yaml", boards=TWO_BOARDS)
     pytester.makepyfile(test_boards=BOARD_TESTS)
     return pytester

@@ -45,10 +45,7 @@ def test_fails_on_its_own(board, measure):
 
 
 @pytest.fixture
-def lab(pytester, monkeypatch, tmp_path):
-    monkeypatch.setenv("RIG_LOCK_DIR", str(tmp_path / "locks"))
-    monkeypatch.delenv("RIG_BOARD", raising=False)
-    monkeypatch.delenv("RIG_BOARDS_FILE", raising=False)
+def lab(pytester, rig_env):
     pytester.makefile(".yaml", boards=BOARDS)
     return pytester
 
