@@ -44,16 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyvisa
 
-from rig import aflib
 from rig.double.control import DoubleControl
 from rig.double.runner import Double
 from rig.double.spec import EmulatedBoardSpec
 from rig.double.tap import read_capture
 from rig.errors import RigError
-from rig.ota.auth import PartnerAuth
 from rig.ota.client import TERMINAL_STATES, OtaClient
-from rig.ota.serve import LocalService
-from rig.pipeline import Pipeline, Target
+from rig.ota.pipeline import Pipeline, Target
+from rig.ota.service.auth import PartnerAuth
+from rig.ota.service.serve import LocalService
+from rig.protocol import aflib
 
 REPO = Path(__file__).resolve().parent.parent
 BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"

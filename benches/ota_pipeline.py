@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml
 
-from rig.ota.auth import PartnerAuth
 from rig.ota.client import OtaClient
-from rig.ota.serve import LocalService
+from rig.ota.service.auth import PartnerAuth
+from rig.ota.service.serve import LocalService
 
 REPO = Path(__file__).resolve().parent.parent
 BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rig.double import scpi_server
 from rig.double.psu import PsuModel
 from rig.double.scpi_server import ScpiServer
-from rig.power import PowerSupply
-from rig.power_trace import PowerTrace
+from rig.instruments.power import PowerSupply
+from rig.report.power_trace import PowerTrace
 
 
 def run_case(quickack: bool, queries: int, seconds: float) -> dict[str, float]:

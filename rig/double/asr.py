@@ -33,11 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rig import aflib
-from rig.aflib import Message, MsgType, OtaInfo, OtaState
 from rig.double.faults import Faults
 from rig.double.spec import AsrTimeouts
 from rig.ota.client import TERMINAL_STATES, DeviceClient, OtaClientError
+from rig.protocol import aflib
+from rig.protocol.aflib import Message, MsgType, OtaInfo, OtaState
 
 __all__ = ["Asr", "AsrMemory", "AsrTimeouts"]
 

@@ -12,8 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rig import aflib
-from rig.afpro import GIVE_UP_TIMEOUT, RESYNC_TIMEOUT, AsrTransport, McuTransport
 from rig.double.asr import Asr, AsrMemory
 from rig.double.faults import Fault, Faults, parse_faults
 from rig.double.flash import Flash
@@ -23,6 +21,8 @@ from rig.double.mcu_ota import RECEIVING, McuOta
 from rig.double.spec import AsrTimeouts, EmulatedBoardSpec
 from rig.double.tap import Tap
 from rig.ota.client import DeviceClient
+from rig.protocol import aflib
+from rig.protocol.afpro import GIVE_UP_TIMEOUT, RESYNC_TIMEOUT, AsrTransport, McuTransport
 
 DEFAULT_IMAGE_TYPE = 101
 ASR_MEMORY = "asr-memory.json"

@@ -108,8 +108,8 @@ KINDS: dict[str, FaultKind] = {
 ELSEWHERE = {
     "brownout": "a brown-out is real on the double: set the supply below the board's "
     "min_volts (e.g. VOLT 2.5) or its current limit below the board's draw, then back",
-    "power_cut": "cut the supply itself (rig.power_cut.cut_power_at, or OUTP OFF)",
-    "power_loss": "cut the supply itself (rig.power_cut.cut_power_at, or OUTP OFF)",
+    "power_cut": "cut the supply itself (rig.ota.power_cut.cut_power_at, or OUTP OFF)",
+    "power_loss": "cut the supply itself (rig.ota.power_cut.cut_power_at, or OUTP OFF)",
     "fails_to_boot": "push an image built to fail its boot "
     "(firmware_samples/blinky-app-1.2.0-crash.rigimg)",
 }

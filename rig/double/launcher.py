@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from rig.double.spec import DoubleError, EmulatedBoardSpec
-from rig.inventory import BoardConfig, DoubleConfig, PowerConfig
+from rig.lab.inventory import BoardConfig, DoubleConfig, PowerConfig
 
 
 def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> EmulatedBoardSpec:

@@ -1,8 +1,8 @@
 """The ASR⇆MCU UART of one emulated board, while the board has power.
 
-Two sans-IO afPro endpoints (the MCU is master, rig.afpro) exchange bytes through two wires,
-one per direction. A wire either delivers at once (`fast`, for CI) or as a UART would: 10 bits
-per byte at the profile's baud rate (`paced`). Every byte is mirrored to the tap as it lands.
+Two sans-IO afPro endpoints (the MCU is master, rig.protocol.afpro) exchange bytes through two
+wires, one per direction. A wire either delivers at once (`fast`, for CI) or as a UART would: 10
+bits per byte at the profile's baud rate (`paced`). Every byte is mirrored to the tap as it lands.
 One thread moves bytes and hands whole messages to each side; it never blocks on anyone.
 
 Faults on the line happen here, before the tap, so a sniffer sees what the receiver gets: a
@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from rig.aflib import ProtocolError
-from rig.afpro import READY, SYNC_SIZE, Sync
 from rig.double.faults import Faults
 from rig.double.tap import Tap
+from rig.protocol.aflib import ProtocolError
+from rig.protocol.afpro import READY, SYNC_SIZE, Sync
 
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 IDLE_TICK_S = 0.05  # how often an idle link re-checks the transports' timeouts

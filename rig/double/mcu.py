@@ -7,7 +7,7 @@ lost. Every write happens under the state lock after a state check, so once `pow
 with the board off, not one more byte comes out.
 
 Reset reason: like a real MCU's reset-cause register, the board knows why it last booted and
-reports it in attribute 65019 (rig.aflib.REBOOT_REASON), one byte (`ResetReason`): power-on
+reports it in attribute 65019 (rig.protocol.aflib.REBOOT_REASON), one byte (`ResetReason`): power-on
 after the supply was off, brown-out when the supply was on but below `min_volts` or limited below
 the board's draw, software after a `reboot` or an OTA apply. After a brown-out the console also
 prints `reset reason: brownout` after the banner (a normal boot's banner is unchanged).

@@ -32,8 +32,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable
 
-from rig import aflib
-from rig.aflib import (
+from rig.double.faults import Faults
+from rig.double.flash import Flash
+from rig.protocol import aflib
+from rig.protocol.aflib import (
     AF_MCU_OTA_INFO,
     AF_MCU_OTA_TRANSFER,
     STOP_TRANSFER_OFFSET,
@@ -45,8 +47,6 @@ from rig.aflib import (
     UpdateReason,
     UpdateState,
 )
-from rig.double.faults import Faults
-from rig.double.flash import Flash
 
 IDLE, RECEIVING, VERIFYING = "idle", "receiving", "verifying"
 _VERSION_VALUE = struct.Struct("<Q")

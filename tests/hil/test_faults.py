@@ -18,7 +18,7 @@ import yaml
 
 from rig import image
 from rig.ota.client import OtaClientError
-from rig.power_cut import AFTER_APPLY, cut_power_at
+from rig.ota.power_cut import AFTER_APPLY, cut_power_at
 
 SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from rig.console import ConsoleTimeout
+from rig.instruments.console import ConsoleTimeout
 
 
 @pytest.mark.requires("power", "console")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rig import aflib
-from rig.aflib import (
+from rig.errors import RigError
+from rig.protocol import aflib
+from rig.protocol.aflib import (
     Message,
     MsgType,
     OtaInfo,
@@ -16,7 +17,6 @@ from rig.aflib import (
     decode,
     encode,
 )
-from rig.errors import RigError
 
 H = bytes.fromhex
 

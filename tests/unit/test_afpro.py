@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rig.aflib import ProtocolError
-from rig.afpro import (
+from rig.protocol.aflib import ProtocolError
+from rig.protocol.afpro import (
     GIVE_UP_TIMEOUT,
     READY,
     REPLY_TIMEOUT,

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rig import aflib
-from rig.aflib import ProtocolError
-from rig.afpro import READY, SYNC_SIZE, AsrTransport, McuTransport, Sync
-from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, StreamDecoder
+from rig.protocol import aflib
+from rig.protocol.aflib import ProtocolError
+from rig.protocol.afpro import READY, SYNC_SIZE, AsrTransport, McuTransport, Sync
+from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, StreamDecoder
 
 
 def random_message(rng: random.Random) -> bytes:

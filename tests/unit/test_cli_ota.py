@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rig.cli import main as rig_main
+from rig.cli.main import main as rig_main
 from rig.ota.client import OtaClient
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ import tty
 import pytest
 from conftest import wait_until
 
-from rig.console import Console, ConsoleError, ConsoleTimeout
+from rig.instruments.console import Console, ConsoleError, ConsoleTimeout
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import pyvisa
 import serial
 from conftest import open_visa, wait_until
 
-from rig import aflib
 from rig.double.asr import Asr, AsrTimeouts
 from rig.double.control import ControlError, DoubleControl
 from rig.double.faults import FaultError, Faults, parse_fault
@@ -30,12 +29,13 @@ from rig.double.flash import Flash
 from rig.double.mcu_ota import McuOta
 from rig.double.runner import Double, EmulatedBoard
 from rig.double.spec import DoubleError, EmulatedBoardSpec
-from rig.handoff import HandoffRecorder
-from rig.ota.auth import PartnerAuth
+from rig.instruments.sniffer_port import HandoffRecorder
 from rig.ota.client import TERMINAL_STATES, DeviceClient, OtaClient
-from rig.ota.serve import LocalService
-from rig.pipeline import Pipeline, Target
-from rig.transcript import Transcript
+from rig.ota.pipeline import Pipeline, Target
+from rig.ota.service.auth import PartnerAuth
+from rig.ota.service.serve import LocalService
+from rig.protocol import aflib
+from rig.protocol.transcript import Transcript
 
 REPO = Path(__file__).resolve().parents[2]
 BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"

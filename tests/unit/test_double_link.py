@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from rig import aflib
-from rig.afpro import AsrTransport, McuTransport
 from rig.double.link import Link, Wire
 from rig.double.tap import Tap, read_capture
-from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, SkipEvent, StreamDecoder
+from rig.protocol import aflib
+from rig.protocol.afpro import AsrTransport, McuTransport
+from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, SkipEvent, StreamDecoder
 
 DIRECTIONS = (ASR_TO_MCU, MCU_TO_ASR)
 

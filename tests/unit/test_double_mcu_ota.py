@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rig import aflib
-from rig.aflib import (
+from rig.double.flash import Flash
+from rig.double.mcu_ota import IDLE, RECEIVING, VERIFYING, McuOta
+from rig.protocol import aflib
+from rig.protocol.aflib import (
     STOP_TRANSFER_OFFSET,
     Message,
     MsgType,
@@ -23,8 +25,6 @@ from rig.aflib import (
     UpdateReason,
     UpdateState,
 )
-from rig.double.flash import Flash
-from rig.double.mcu_ota import IDLE, RECEIVING, VERIFYING, McuOta
 
 SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 MANIFEST = {e["file"]: e for e in json.loads((SAMPLES / "MANIFEST.json").read_text())["samples"]}

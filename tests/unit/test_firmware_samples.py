@@ -14,7 +14,7 @@ import pytest
 from intelhex import IntelHex
 
 from rig import image
-from rig.cli_image import register
+from rig.cli.image import register
 
 SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 MANIFEST = json.loads((SAMPLES / "MANIFEST.json").read_text(encoding="utf-8"))

@@ -14,12 +14,12 @@ import pytest
 from conftest import wait_until
 from test_transcript import IMAGE, VERSION, frame, handoff
 
-from rig import aflib
-from rig.afpro import ZERO_SYNC
 from rig.double.tap import Tap, read_capture
 from rig.errors import RigError
-from rig.handoff import HandoffRecorder, SnifferError
-from rig.sniffer import (
+from rig.instruments.sniffer_port import HandoffRecorder, SnifferError
+from rig.protocol import aflib
+from rig.protocol.afpro import ZERO_SYNC
+from rig.protocol.decoder import (
     ASR_TO_MCU,
     MCU_TO_ASR,
     MessageEvent,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rig import image
-from rig.cli_image import register
+from rig.cli.image import register
 from rig.image import ImageError
 
 

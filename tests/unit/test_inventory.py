@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from rig import inventory
-from rig.cli import main as rig_main
+from rig.cli.main import main as rig_main
+from rig.lab import inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKEN = ROOT / "fixtures" / "boards" / "broken"

@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from rig.lock import BoardLock, LockError
+from rig.lab.lock import BoardLock, LockError
 
 HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from rig.lock import BoardLock
+    from rig.lab.lock import BoardLock
     lock = BoardLock("bench-9", lock_dir=Path(sys.argv[1]))
     lock.acquire(5)
     print("held", flush=True)

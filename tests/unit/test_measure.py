@@ -6,8 +6,8 @@ import pytest
 
 from rig.errors import RigError
 from rig.flaky import FlakyStepError, hardware_flaky, recording, retry_flaky
-from rig.measure import Limit, MeasurementError, Measurements
-from rig.ota_report import stage_durations
+from rig.report.measure import Limit, MeasurementError, Measurements
+from rig.report.ota import stage_durations
 
 
 def test_every_value_is_kept_and_the_verdict_lists_every_failure():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rig.cli import build_parser, main
-from rig.nightly import (
+from rig.cli.main import build_parser, main
+from rig.nightly.run import (
     NightlyOptions,
     NightlyUsageError,
     build_allure,
@@ -28,7 +28,7 @@ from rig.nightly import (
     tee,
     update_latest,
 )
-from rig.nightly_summary import (
+from rig.nightly.summary import (
     NO_BOARD,
     Counts,
     SummaryError,
@@ -478,7 +478,7 @@ def run_rig_nightly(tmp_path: Path, boards_yaml: str, *args: str) -> subprocess.
     command = [
         sys.executable,
         "-m",
-        "rig.cli",
+        "rig.cli.main",
         "nightly",
         "--boards-file",
         "boards.yaml",
@@ -496,7 +496,7 @@ def run_rig_nightly(tmp_path: Path, boards_yaml: str, *args: str) -> subprocess.
 
 
 def junit_counts(path: Path) -> dict[str, tuple[int, int, int]]:
-    """(passed, failed, skipped) per board, read here independently of rig.nightly_summary."""
+    """(passed, failed, skipped) per board, read here independently of rig.nightly.summary."""
     found: dict[str, list[int]] = {}
     for case in ET.parse(path).iter("testcase"):
         name = case.get("name", "")

@@ -55,7 +55,7 @@ def nightly(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comple
     (work / "suite" / "test_sample.py").write_text(SUITE)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RIG_", "PYTEST_"))}
     env["RIG_LOCK_DIR"] = str(work / "locks")
-    command = [sys.executable, "-m", "rig.cli", "nightly", "--boards-file", "boards.yaml",
+    command = [sys.executable, "-m", "rig.cli.main", "nightly", "--boards-file", "boards.yaml",
                "--suite", "suite", "--output", "out", "--allure", allure]  # fmt: skip
     done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
     return done, (work / "out" / "latest").resolve()

@@ -8,8 +8,8 @@ import pytest
 import test_ota_service as common
 from test_ota_service import Board, Partner
 
-from rig.ota.deploy_states import PATH
-from rig.ota.serve import LocalService
+from rig.ota.service.serve import LocalService
+from rig.ota.states import PATH
 
 ota, lab, blinky_lab = common.ota, common.lab, common.blinky_lab  # shared fixtures
 
@@ -207,7 +207,7 @@ def test_pushes_in_parallel_leave_one_open_deployment(blinky_lab: Partner, ota) 
 
 
 def test_the_plugin_can_set_up_a_lab_directly_and_again_on_a_kept_folder(tmp_path) -> None:
-    from rig.ota.profiles import load_profile
+    from rig.ota.service.profiles import load_profile
 
     blinky = load_profile(common.PROFILES / "blinky.yaml")
     secrets: list[str] = []

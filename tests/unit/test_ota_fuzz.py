@@ -24,11 +24,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rig.ota.app import create_app
-from rig.ota.auth import PartnerAuth
-from rig.ota.deploy_states import STATES
-from rig.ota.profiles import load_profile
-from rig.ota.serve import LocalService
+from rig.ota.service.app import create_app
+from rig.ota.service.auth import PartnerAuth
+from rig.ota.service.profiles import load_profile
+from rig.ota.service.serve import LocalService
+from rig.ota.states import STATES
 
 REPO = Path(__file__).resolve().parents[2]
 BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"

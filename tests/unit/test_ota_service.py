@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rig.ota.auth import PartnerAuth
-from rig.ota.serve import LocalService
+from rig.ota.service.auth import PartnerAuth
+from rig.ota.service.serve import LocalService
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = REPO / "fixtures" / "profiles"
@@ -64,7 +64,7 @@ class Partner:
         if profile is None:
             return None
         if isinstance(profile, str):
-            from rig.ota.profiles import load_profile
+            from rig.ota.service.profiles import load_profile
 
             profile = load_profile(PROFILES / f"{profile}.yaml").model_dump()
         return self.ok("PUT", f"{self.local}/deviceTypes/{dt}/profile", json=profile)
@@ -641,7 +641,7 @@ def test_openapi_is_served(ota: LocalService) -> None:
 
 
 def _profile(name: str) -> dict:
-    from rig.ota.profiles import load_profile
+    from rig.ota.service.profiles import load_profile
 
     return load_profile(PROFILES / f"{name}.yaml").model_dump()
 

@@ -17,7 +17,7 @@ import test_ota_service as common
 from conftest import wait_until
 from test_ota_service import MAX_IMAGE_BYTES, PARTNERS, Board, Partner
 
-from rig.ota.serve import LocalService
+from rig.ota.service.serve import LocalService
 
 ota, lab, blinky_lab = common.ota, common.lab, common.blinky_lab  # shared fixtures
 
@@ -181,7 +181,7 @@ def test_concurrent_uploads_get_unique_version_numbers(blinky_lab: Partner, ota)
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     code = (
-        "from rig.ota.serve import run; from rig.ota.auth import PartnerAuth; "
+        "from rig.ota.service.serve import run; from rig.ota.service.auth import PartnerAuth; "
         f"run(data_dir={str(tmp_path)!r}, partners=[PartnerAuth('lab', 'tok')])"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -5,9 +5,9 @@ import textwrap
 
 import pytest
 
-from rig import inventory
-from rig.lab import Lab
-from rig.lock import BoardLock
+from rig.lab import inventory
+from rig.lab.lock import BoardLock
+from rig.lab.setup import Lab
 
 TWO_BOARDS = """
 boards:

@@ -8,7 +8,7 @@ from conftest import wait_until
 
 from rig.double.runner import Double
 from rig.double.spec import EmulatedBoardSpec
-from rig.power import PowerError, PowerSupply
+from rig.instruments.power import PowerError, PowerSupply
 
 SIM = Path(__file__).resolve().parents[2] / "fixtures" / "instruments" / "generic_psu.yaml"
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import wait_until
 from matplotlib.image import imread
 
-from rig.power_trace import PowerTrace, marks_from_history, power_figure
+from rig.report.power_trace import PowerTrace, marks_from_history, power_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rig import aflib
-from rig.afpro import READY, Sync, SyncKind
-from rig.sniffer import (
+from rig.protocol import aflib
+from rig.protocol.afpro import READY, Sync, SyncKind
+from rig.protocol.decoder import (
     ASR_TO_MCU,
     MCU_TO_ASR,
     Event,

@@ -1,6 +1,6 @@
 """The sniffer's decoder replays a hand-made capture (fixtures/captures): a whole handoff with a
 collision and a sync hit by line noise. The capture was laid out from DESIGN §3 without rig's
-code; the expected messages below are built with rig.aflib, so both sides must agree."""
+code; the expected messages below are built with rig.protocol.aflib, so both sides must agree."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from rig import aflib
-from rig.aflib import AF_MCU_OTA_INFO, AF_MCU_OTA_TRANSFER, STOP_TRANSFER_OFFSET, Message, OtaInfo
-from rig.afpro import Sync, SyncKind
 from rig.double.tap import read_capture
-from rig.sniffer import (
+from rig.protocol import aflib
+from rig.protocol.aflib import (
+    AF_MCU_OTA_INFO,
+    AF_MCU_OTA_TRANSFER,
+    STOP_TRANSFER_OFFSET,
+    Message,
+    OtaInfo,
+)
+from rig.protocol.afpro import Sync, SyncKind
+from rig.protocol.decoder import (
     ASR_TO_MCU,
     MCU_TO_ASR,
     Event,
@@ -27,7 +33,7 @@ from rig.sniffer import (
     describe_event,
     event_bytes,
 )
-from rig.transcript import Transcript
+from rig.protocol.transcript import Transcript
 
 CAPTURES = Path(__file__).resolve().parents[2] / "fixtures" / "captures"
 CAPTURE = CAPTURES / "handoff_with_collision.jsonl"

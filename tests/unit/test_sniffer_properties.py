@@ -14,10 +14,17 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rig import aflib
-from rig.aflib import Message, MsgType, OtaInfo, OtaState, ProtocolError
-from rig.afpro import READY, Sync, SyncKind
-from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, SkipEvent, StreamDecoder, event_bytes
+from rig.protocol import aflib
+from rig.protocol.aflib import Message, MsgType, OtaInfo, OtaState, ProtocolError
+from rig.protocol.afpro import READY, Sync, SyncKind
+from rig.protocol.decoder import (
+    ASR_TO_MCU,
+    MCU_TO_ASR,
+    MessageEvent,
+    SkipEvent,
+    StreamDecoder,
+    event_bytes,
+)
 
 FAST = settings(max_examples=200, deadline=None)
 STREAMS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

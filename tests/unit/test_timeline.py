@@ -12,8 +12,8 @@ from pathlib import Path
 from matplotlib.image import imread
 from test_transcript import DT, T0, record, resent_chunk_steps
 
-from rig.timeline import plot_timeline, timeline_figure, timeline_text
-from rig.transcript import Transcript
+from rig.protocol.transcript import Transcript
+from rig.report.timeline import plot_timeline, timeline_figure, timeline_text
 
 START = T0 - 0.5  # OFFERED: the earliest moment of all
 HISTORY = [

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 import pytest
 
-from rig import aflib
-from rig.aflib import (
+from rig.double.flash import Flash
+from rig.double.mcu_ota import McuOta
+from rig.protocol import aflib
+from rig.protocol.aflib import (
     AF_MCU_OTA_INFO,
     AF_MCU_OTA_TRANSFER,
     STOP_TRANSFER_OFFSET,
@@ -23,11 +25,9 @@ from rig.aflib import (
     OtaInfo,
     OtaState,
 )
-from rig.afpro import READY, AsrTransport, McuTransport, Sync, SyncKind
-from rig.double.flash import Flash
-from rig.double.mcu_ota import McuOta
-from rig.sniffer import ASR_TO_MCU, MCU_TO_ASR, Event, StreamDecoder
-from rig.transcript import HandoffError, Transcript
+from rig.protocol.afpro import READY, AsrTransport, McuTransport, Sync, SyncKind
+from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, Event, StreamDecoder
+from rig.protocol.transcript import HandoffError, Transcript
 
 IMAGE = bytes((i * 37 + 11) % 251 for i in range(1000))  # 4 full chunks of 249 + one of 4
 VERSION = 7

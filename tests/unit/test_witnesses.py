@@ -2,7 +2,7 @@
 
 import pytest
 
-from rig.witnesses import WitnessError, cross_check
+from rig.ota.witnesses import WitnessError, cross_check
 
 DEPLOYMENT = {
     "id": "d-1",

@@ -1,0 +1,1 @@
+"""The `rig` command: one module per verb family, `main` builds the parser and dispatches."""

@@ -1,0 +1,351 @@
+"""Firmware images in the pool (R4, R5, R7) and their tags."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rig.ota.service.device_types import DeviceTypes
+from rig.ota.service.errors import OtaError, invalid, not_found
+from rig.ota.service.paging import PageRequest, paged
+from rig.ota.service.store import as_number, now_ms
+
+_IMAGE_SORT = {
+    "versionNumber": "i.version_number",
+    "name": "i.name",
+    "version": "i.version",
+    "type": "i.type",
+    "createdTimestamp": "i.created",
+    "updatedTimestamp": "i.updated",
+}
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    return sorted({t.strip() for t in tags if t and t.strip()})
+
+
+def sha_from_url(url: str) -> str:
+    """The SHA-256 at the end of a repository url (absolute or path-only)."""
+    return url.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+class Pool(DeviceTypes):
+    """The image pool of each partner."""
+
+    def create_image(
+        self,
+        partner_id: str,
+        *,
+        type: int,
+        url: str,
+        name: str | None = None,
+        description: str | None = None,
+        version: str | None = None,
+        tags: Iterable[str] = (),
+        associations: Mapping[str, Iterable[str]] | None = None,
+    ) -> dict[str, Any]:
+        """Add an image to the pool; the service assigns its version number."""
+        fields = {"name": name, "description": description, "version": version}
+        missing = [k for k, v in fields.items() if v is None or not str(v).strip()]
+        if missing:
+            raise OtaError(
+                400,
+                "R5",
+                "R5: an image needs a name, a description and a version "
+                f"string; missing: {', '.join(missing)}",
+                "fill in every one of name, description and version",
+            )
+        with self.store.transaction():
+            self._require_uploadable(partner_id, type)
+            sha = sha_from_url(url)
+            binary = self.store.one(
+                "SELECT * FROM binaries WHERE partner_id=? AND sha256=? AND in_repository=1",
+                [partner_id, sha],
+            )
+            if binary is None:
+                raise not_found(
+                    f"url {url!r} names no binary in partner '{partner_id}''s repository",
+                    "upload the bytes (POST /binaries), keep them (POST "
+                    "/binaries/moveToRepository) and use the url that returns",
+                )
+            self._require_new_version(partner_id, type, str(name), str(version))
+            wanted = {p: list(dts) for p, dts in (associations or {}).items()}
+            for other, device_types in wanted.items():
+                for dt in device_types:
+                    self._require_own_partner(partner_id, other, dt)
+                    self.require_eligible(partner_id, dt, type)
+            number = 1 + self.store.scalar(
+                "SELECT last_version_number FROM image_types WHERE partner_id=? AND type=?",
+                [partner_id, type],
+            )
+            self.store.execute(
+                "UPDATE image_types SET last_version_number=? WHERE partner_id=? AND type=?",
+                [number, partner_id, type],
+            )
+            image_id, now = str(uuid.uuid4()), now_ms()
+            self.store.execute(
+                "INSERT INTO images (id, partner_id, type, version_number, name, description, "
+                "version, url, sha256, size, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    image_id,
+                    partner_id,
+                    type,
+                    number,
+                    name,
+                    description,
+                    version,
+                    url,
+                    sha,
+                    binary["size"],
+                    now,
+                    now,
+                ],
+            )
+            self._set_tags(image_id, tags)
+            for dts in wanted.values():
+                for dt in dts:
+                    self._associate_row(image_id, partner_id, dt)
+        return self.get_image(partner_id, type, str(number))
+
+    def add_image(self, partner_id: str, data: bytes, **fields: Any) -> dict[str, Any]:
+        """Upload, keep and register bytes in one call (lab set-up without HTTP).
+
+        `fields` are those of `create_image` except `url`: type, name, description, version,
+        tags, associations. The same rules apply as over HTTP.
+        """
+        with self.blobs.upload() as upload:
+            upload.write(data)
+            sha, size = upload.commit()
+        self.record_upload(partner_id, sha, size)
+        url = self.move_to_repository(partner_id, sha)["value"]
+        return self.create_image(partner_id, url=url, **fields)
+
+    def _require_uploadable(self, partner_id: str, type: int) -> None:
+        """R4: the type exists and some published profile enables it."""
+        if (
+            self.store.one(
+                "SELECT 1 FROM image_types WHERE partner_id=? AND type=?", [partner_id, type]
+            )
+            is None
+        ):
+            raise OtaError(
+                404,
+                "R4",
+                f"R4: partner '{partner_id}' has no image type {type}; an "
+                "image can only be uploaded into an existing image type",
+                f"create it with POST /v1/ota/partners/{partner_id}/types",
+            )
+        if (
+            self.store.one(
+                "SELECT 1 FROM enabled_types WHERE partner_id=? AND type=?", [partner_id, type]
+            )
+            is None
+        ):
+            raise OtaError(
+                409,
+                "R4",
+                f"R4: no published profile of partner '{partner_id}' enables image type {type} yet",
+                f"publish a device type's profile "
+                f"with otaImageTypes: [{type}] first (PUT /v1/local/partners/"
+                f"{partner_id}/deviceTypes/{{dt}}/profile)",
+            )
+
+    def _require_new_version(self, partner_id: str, type: int, name: str, version: str) -> None:
+        row = self.store.one(
+            "SELECT version_number FROM images WHERE partner_id=? AND type=? "
+            "AND name=? AND version=?",
+            [partner_id, type, name, version],
+        )
+        if row is not None:
+            raise OtaError(
+                409,
+                "R5",
+                f"R5: image type {type} already has '{name}' version "
+                f"'{version}' (version number {row['version_number']})",
+                "give the new build another version string",
+            )
+
+    def _require_own_partner(self, partner_id: str, other: str, device_type_id: str) -> None:
+        if other != partner_id:
+            raise not_found(
+                f"partner '{partner_id}' cannot see device type '{device_type_id}' "
+                f"of partner '{other}'",
+                f'associate with your own device types: {{"{partner_id}": [...]}}',
+            )
+
+    def _set_tags(self, image_id: str, tags: Iterable[str]) -> None:
+        self.store.execute("DELETE FROM image_tags WHERE image_id=?", [image_id])
+        for tag in _clean_tags(tags):
+            self.store.execute("INSERT INTO image_tags VALUES (?,?)", [image_id, tag])
+
+    def _associate_row(self, image_id: str, partner_id: str, device_type_id: str) -> None:
+        self.store.execute(
+            "INSERT OR IGNORE INTO associations VALUES (?,?,?,?)",
+            [image_id, partner_id, device_type_id, now_ms()],
+        )
+
+    def _image_body(self, row: dict[str, Any]) -> dict[str, Any]:
+        tags = [
+            r["tag"]
+            for r in self.store.all(
+                "SELECT tag FROM image_tags WHERE image_id=? ORDER BY tag", [row["id"]]
+            )
+        ]
+        return {
+            "id": row["id"],
+            "partnerId": row["partner_id"],
+            "versionNumber": str(row["version_number"]),
+            "name": row["name"],
+            "description": row["description"],
+            "type": row["type"],
+            "version": row["version"],
+            "url": row["url"],
+            "sha256": row["sha256"],
+            "size": row["size"],
+            "tags": tags,
+            "associations": self._associations_of(row["id"]),
+            "createdTimestamp": row["created"],
+            "updatedTimestamp": row["updated"],
+        }
+
+    def _associations_of(self, image_id: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for r in self.store.all(
+            "SELECT partner_id, device_type_id FROM associations WHERE "
+            "image_id=? ORDER BY device_type_id",
+            [image_id],
+        ):
+            out.setdefault(r["partner_id"], []).append(r["device_type_id"])
+        return out
+
+    def image_row(self, partner_id: str, type: int, version_number: str) -> dict[str, Any]:
+        row = None
+        number = as_number(version_number)
+        if number is not None:
+            row = self.store.one(
+                "SELECT * FROM images WHERE partner_id=? AND type=? AND version_number=?",
+                [partner_id, type, number],
+            )
+        if row is None:
+            raise not_found(
+                f"partner '{partner_id}' has no image of type {type} with version "
+                f"number {version_number!r}",
+                f"list them with GET /v1/ota/partners/{partner_id}/pool/types/{type}",
+            )
+        return row
+
+    def get_image(self, partner_id: str, type: int, version_number: str) -> dict[str, Any]:
+        return self._image_body(self.image_row(partner_id, type, version_number))
+
+    def image_by_id(self, partner_id: str, image_id: str) -> dict[str, Any]:
+        row = self.store.one(
+            "SELECT * FROM images WHERE partner_id=? AND id=?", [partner_id, image_id]
+        )
+        if row is None:
+            raise not_found(
+                f"partner '{partner_id}' has no image with id {image_id!r}",
+                f"list them with GET /v1/ota/partners/{partner_id}/pool",
+            )
+        return row
+
+    def list_images(
+        self,
+        partner_id: str,
+        page: PageRequest,
+        *,
+        tags: Iterable[str] = (),
+        type: int | None = None,
+        device_type_id: str | None = None,
+    ) -> dict[str, Any]:
+        """R7: filter by image type, device type, and tags (an image must carry every tag)."""
+        where, params = ["i.partner_id=?"], [partner_id]
+        if type is not None:
+            where.append("i.type=?")
+            params.append(type)
+        if device_type_id is not None:
+            where.append(
+                "i.id IN (SELECT image_id FROM associations WHERE partner_id=? AND "
+                "device_type_id=?)"
+            )
+            params += [partner_id, device_type_id]
+        wanted = _clean_tags(tags)
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            where.append(
+                f"i.id IN (SELECT image_id FROM image_tags WHERE tag IN ({marks}) "
+                "GROUP BY image_id HAVING COUNT(*)=?)"
+            )
+            params += [*wanted, len(wanted)]
+        return paged(
+            self.store,
+            select="i.*",
+            source="images i WHERE " + " AND ".join(where),
+            params=params,
+            fields=_IMAGE_SORT,
+            default_sort="createdTimestamp,asc",
+            tiebreak="i.rowid",
+            request=page,
+            convert=self._image_body,
+        )
+
+    def update_image(
+        self,
+        partner_id: str,
+        type: int,
+        version_number: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Change an image's name, description or tags; its bytes and numbers stay."""
+        with self.store.transaction():
+            row = self.image_row(partner_id, type, version_number)
+            for field, value in (("name", name), ("description", description)):
+                if value is not None and not value.strip():
+                    raise OtaError(400, "R5", f"R5: an image's {field} cannot be empty")
+            try:
+                self.store.execute(
+                    "UPDATE images SET name=?, description=?, updated=? WHERE id=?",
+                    [name or row["name"], description or row["description"], now_ms(), row["id"]],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise OtaError(
+                    409,
+                    "R5",
+                    f"R5: image type {type} already has '{name}' version '{row['version']}'",
+                    "choose another name",
+                ) from exc
+            if tags is not None:
+                self._set_tags(row["id"], tags)
+        return self.get_image(partner_id, type, version_number)
+
+    def image_associations(self, partner_id: str, type: int, vn: str) -> dict[str, list[str]]:
+        return self._associations_of(self.image_row(partner_id, type, vn)["id"])
+
+    def image_exists(self, partner_id: str, type: int, name: str, version: str) -> dict[str, bool]:
+        row = self.store.one(
+            "SELECT 1 FROM images WHERE partner_id=? AND type=? AND name=? AND version=?",
+            [partner_id, type, name, version],
+        )
+        return {"value": row is not None}
+
+    def tags(self, partner_id: str) -> dict[str, list[str]]:
+        rows = self.store.all(
+            "SELECT DISTINCT t.tag FROM image_tags t JOIN images i ON "
+            "i.id=t.image_id WHERE i.partner_id=? ORDER BY t.tag",
+            [partner_id],
+        )
+        return {"tags": [r["tag"] for r in rows]}
+
+
+def parse_tags(text: str | None) -> list[str]:
+    """`a,b` → ['a', 'b'] (the `tags` query parameter)."""
+    if text is None:
+        return []
+    tags = _clean_tags(text.split(","))
+    if not tags and text.strip(","):
+        raise invalid(f"tags {text!r} names no tag", "give tags as tags=a,b")
+    return tags

@@ -1,0 +1,80 @@
+"""The device-facing API the ASR (real or emulated) uses: `/v1/device/{deviceId}` (local-only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Response
+from pydantic import BaseModel, Field
+
+from rig.ota.service.deps import device, service
+from rig.ota.service.domain import OtaService
+from rig.ota.service.http_io import StrictJsonRoute, file_response
+from rig.ota.states import State
+
+router = APIRouter(
+    prefix="/v1/device/{deviceId}", tags=["device (local-only)"], route_class=StrictJsonRoute
+)
+Svc = Depends(service)
+Device = Depends(device)
+
+
+class CheckinIn(BaseModel):
+    versions: dict[str, Any] = Field(
+        default_factory=dict, description='installed version number per type: {"101": "3"}'
+    )
+
+
+class ProgressIn(BaseModel):
+    state: State
+    reason: str | None = None
+    detail: str | None = None
+    bytes: int | None = Field(None, ge=0, le=2**63 - 1)
+    total: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class AttributeIn(BaseModel):
+    id: int = Field(ge=1, le=65535)
+    value: Any = Field(description="any JSON value; for 2000+t: the version number, as digits")
+
+
+class AttributesIn(BaseModel):
+    attributes: list[AttributeIn]
+
+
+@router.post("/checkin")
+def checkin(body: CheckinIn, me: dict[str, Any] = Device, svc: OtaService = Svc):
+    """Report installed versions; answers the next deployment to work on, or null."""
+    return svc.checkin(me["device_id"], body.versions)
+
+
+@router.get("/deployments/next", responses={204: {"description": "nothing to do"}})
+def next_deployment(me: dict[str, Any] = Device, svc: OtaService = Svc):
+    offer = svc.next_offer(me["device_id"])
+    return Response(status_code=204) if offer is None else offer
+
+
+@router.get("/images/{sha256}", response_class=Response)
+def download(
+    sha256: str,
+    range: str | None = Header(None),
+    me: dict[str, Any] = Device,
+    svc: OtaService = Svc,
+):
+    """An image of one of this device's deployments; honours `Range` for resumed transfers."""
+    return file_response(svc.device_image(me["device_id"], sha256), range, sha256.lower())
+
+
+@router.post("/deployments/{deploymentId}/progress")
+def progress(
+    deploymentId: str, body: ProgressIn, me: dict[str, Any] = Device, svc: OtaService = Svc
+):
+    return svc.progress(
+        me["device_id"], deploymentId, body.state, body.reason, body.detail, body.bytes, body.total
+    )
+
+
+@router.post("/attributes")
+def attributes(body: AttributesIn, me: dict[str, Any] = Device, svc: OtaService = Svc):
+    """Attribute reports; a write of 2000+t records the installed version number of type t."""
+    return svc.report_attributes(me["device_id"], [a.model_dump() for a in body.attributes])

@@ -1,0 +1,193 @@
+"""The public partner API, `/v1/ota/partners/{partnerId}` (docs/ota-api.md, "Partner side")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from rig.ota.service.deps import partner_id, service
+from rig.ota.service.domain import OtaService
+from rig.ota.service.http_io import UPLOAD_OPENAPI, StrictJsonRoute, file_response, receive_upload
+from rig.ota.service.paging import PageRequest, page_params
+from rig.ota.service.pool import parse_tags
+
+router = APIRouter(
+    prefix="/v1/ota/partners/{partnerId}", tags=["partner"], route_class=StrictJsonRoute
+)
+Svc = Depends(service)
+Partner = Depends(partner_id)
+Page = Depends(page_params)
+TypeNo = Annotated[int, Path(ge=0, le=65535, description="image type number (101..200)")]
+TYPE_FIELD = {"ge": 0, "le": 65535}
+
+
+class ImageTypeIn(BaseModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    type: int | None = Field(
+        None, description="101..200; omitted: the lowest free number", **TYPE_FIELD
+    )
+
+
+class ImageTypeUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1)
+    description: str | None = None
+    type: int | None = Field(
+        None, description="must equal the path's type if given (R2)", **TYPE_FIELD
+    )
+    id: str | None = Field(None, description="must equal the type's id if given (R2)")
+
+
+class Value(BaseModel):
+    value: str
+
+
+class ImageIn(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    type: int = Field(**TYPE_FIELD)
+    version: str | None = None
+    url: str = Field(description="the url returned by POST /binaries/moveToRepository")
+    tags: list[str] = Field(default_factory=list)
+    associations: dict[str, list[str]] | None = None
+
+
+class ImageUpdate(BaseModel):
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+
+
+class AssociationIn(BaseModel):
+    type: int = Field(**TYPE_FIELD)
+    versionNumber: str | int
+
+
+@router.post("/types", status_code=201)
+def create_type(body: ImageTypeIn, p: str = Partner, svc: OtaService = Svc) -> dict[str, Any]:
+    return svc.create_image_type(p, body.name, body.description, body.type)
+
+
+@router.get("/types")
+def list_types(page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc):
+    return svc.list_image_types(p, page)
+
+
+@router.get("/types/{type}")
+def get_type(type: TypeNo, p: str = Partner, svc: OtaService = Svc) -> dict[str, Any]:
+    return svc.get_image_type(p, type)
+
+
+@router.put("/types/{type}")
+def update_type(type: TypeNo, body: ImageTypeUpdate, p: str = Partner, svc: OtaService = Svc):
+    return svc.update_image_type(
+        p, type, body.name, body.description, new_type=body.type, new_id=body.id
+    )
+
+
+@router.post("/binaries", status_code=201, openapi_extra=UPLOAD_OPENAPI)
+async def upload_binary(request: Request, p: str = Partner, svc: OtaService = Svc):
+    """Stage an image's bytes (octet-stream or multipart `file`); answers its SHA-256."""
+    sha, size = await receive_upload(request, svc.blobs)
+    return await run_in_threadpool(svc.record_upload, p, sha, size)
+
+
+@router.post("/binaries/moveToRepository")
+def move_to_repository(body: Value, p: str = Partner, svc: OtaService = Svc) -> dict[str, str]:
+    return svc.move_to_repository(p, body.value)
+
+
+@router.get("/binaries/{sha256}", response_class=Response)
+def download_binary(
+    sha256: str, p: str = Partner, svc: OtaService = Svc, range: str | None = Header(None)
+):
+    return file_response(svc.binary_file(p, sha256), range, sha256.lower())
+
+
+@router.post("/pool", status_code=201)
+def create_image(body: ImageIn, p: str = Partner, svc: OtaService = Svc) -> dict[str, Any]:
+    return svc.create_image(p, **body.model_dump())
+
+
+@router.get("/pool")
+def list_images(
+    tags: str | None = Query(None, description="images carrying all of these: a,b"),
+    type: int | None = Query(None, **TYPE_FIELD),
+    deviceTypeId: str | None = None,
+    page: PageRequest = Page,
+    p: str = Partner,
+    svc: OtaService = Svc,
+):
+    return svc.list_images(p, page, tags=parse_tags(tags), type=type, device_type_id=deviceTypeId)
+
+
+@router.get("/pool/types/{type}")
+def list_images_of_type(
+    type: TypeNo, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc
+):
+    return svc.list_images(p, page, type=type)
+
+
+@router.get("/pool/types/{type}/versionNumbers/{vn}")
+def get_image(type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc) -> dict[str, Any]:
+    return svc.get_image(p, type, vn)
+
+
+@router.put("/pool/types/{type}/versionNumbers/{vn}")
+def update_image(type: TypeNo, vn: str, body: ImageUpdate, p: str = Partner, svc: OtaService = Svc):
+    return svc.update_image(p, type, vn, **body.model_dump())
+
+
+@router.get("/pool/types/{type}/versionNumbers/{vn}/associations")
+def image_associations(type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc):
+    return svc.image_associations(p, type, vn)
+
+
+@router.get("/pool/types/{type}/names/{name}/versions/{version}/exists")
+def image_exists(type: TypeNo, name: str, version: str, p: str = Partner, svc: OtaService = Svc):
+    return svc.image_exists(p, type, name, version)
+
+
+@router.post("/deviceTypes/{dt}/firmwareImages", status_code=201)
+def associate(dt: str, body: AssociationIn, p: str = Partner, svc: OtaService = Svc):
+    return svc.associate(p, dt, body.type, str(body.versionNumber))
+
+
+@router.get("/deviceTypes/{dt}/firmwareImages")
+def associated(dt: str, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc):
+    return svc.associated_images(p, dt, page)
+
+
+@router.get("/deviceTypes/{dt}/firmwareImages/types/{type}")
+def associated_of_type(
+    dt: str, type: TypeNo, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc
+):
+    return svc.associated_images(p, dt, page, type=type)
+
+
+@router.get("/deviceTypes/{dt}/firmwareImages/types/{type}/versionNumbers/{vn}")
+def associated_image(dt: str, type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc):
+    return svc.associated_image(p, dt, type, vn)
+
+
+@router.delete(
+    "/deviceTypes/{dt}/firmwareImages/types/{type}/versionNumbers/{vn}",
+    status_code=204,
+    response_class=Response,
+)
+def dissociate(dt: str, type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc) -> None:
+    svc.dissociate(p, dt, type, vn)
+
+
+@router.put("/deviceTypes/{dt}/firmwareImages/{imageId}/push", status_code=202)
+def push(dt: str, imageId: str, body: Value, p: str = Partner, svc: OtaService = Svc):
+    """Deploy one image to one device (R8); answers the QUEUED deployment."""
+    return svc.push(p, dt, imageId, body.value)
+
+
+@router.get("/tags")
+def tags(p: str = Partner, svc: OtaService = Svc) -> dict[str, list[str]]:
+    return svc.tags(p)

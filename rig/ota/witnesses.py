@@ -1,0 +1,107 @@
+"""Three independent witnesses of an OTA outcome, cross-checked.
+
+The service says what the deployment ended as and what version the device reports; the wire
+(the sniffer's transcript) says whether the MCU wrote its version attribute after APPLY; the
+console says what firmware booted. When they disagree, the test fails showing all three, since
+the disagreement itself is the finding (e.g. a service that marks success the MCU never saw).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from rig.errors import RigError
+from rig.instruments.console import ConsoleTimeout
+from rig.instruments.sniffer_port import HandoffRecorder, SnifferError
+from rig.lab.board import Board
+from rig.protocol import aflib
+from rig.protocol.transcript import Transcript
+
+
+class WitnessError(RigError, AssertionError):
+    """The witnesses of one deployment disagree."""
+
+
+@dataclass
+class Views:
+    service: str
+    wire: str
+    console: str
+
+    def __str__(self) -> str:
+        return f"  service: {self.service}\n  wire:    {self.wire}\n  console: {self.console}"
+
+
+def cross_check(
+    deployment: dict,
+    reported: dict[int, str],
+    *,
+    image_type: int,
+    expected_version: str | None,
+    board: Board | None = None,
+    recorder: HandoffRecorder | None = None,
+    console_timeout_s: float = 10.0,
+) -> Views:
+    """Compare what each witness saw; raise WitnessError when they disagree."""
+    attribute = aflib.version_attribute(image_type)
+    number = str(deployment["versionNumber"])
+    succeeded = deployment["state"] == "SUCCEEDED"
+    service_ok = succeeded and reported.get(attribute) == number
+    views = Views(
+        service=f"{deployment['state']} ({deployment.get('reason') or 'no reason'}); "
+        f"device reports {attribute} = {reported.get(attribute, 'nothing')}",
+        wire="not recorded",
+        console="not checked",
+    )
+    verdicts = [service_ok]
+    if recorder is not None:
+        wrote = _wire_wrote(recorder, attribute, int(number), console_timeout_s if succeeded else 0)
+        views.wire = f"version attribute {attribute} = {number} written after APPLY: {wrote}"
+        verdicts.append(wrote)
+    if board is not None and expected_version is not None and succeeded:
+        booted = _console_booted(board, expected_version, console_timeout_s)
+        views.console = f"banner with version {expected_version}: {booted}"
+        verdicts.append(booted)
+    if len(set(verdicts)) > 1 or (succeeded and not all(verdicts)):
+        history = " → ".join(h["state"] for h in deployment.get("history", []))
+        raise WitnessError(
+            f"the witnesses of deployment {deployment['id']} disagree ({history}):\n{views}"
+        )
+    return views
+
+
+def _wire_wrote(recorder: HandoffRecorder, attribute: int, number: int, timeout_s: float) -> bool:
+    """Whether the sniffer saw the version write after APPLY (it may lag the service a little)."""
+
+    def wrote(transcript: Transcript) -> bool:
+        # the MCU's echo of APPLY, on the same sniffer port as its version write
+        applied = [e for e, i in transcript.ota_infos("mcu_to_asr") if i.state.name == "APPLY"]
+        return bool(applied) and any(
+            e.direction == "mcu_to_asr" and e.message.attr_id == attribute
+            and e.t >= applied[-1].t and int.from_bytes(e.message.value[:8], "little") == number
+            for e in transcript.messages
+        )  # fmt: skip
+
+    try:
+        recorder.wait_for(wrote, timeout_s, what="the version write")
+    except SnifferError:
+        return False
+    return True
+
+
+def _console_booted(board: Board, version: str, timeout_s: float) -> bool:
+    pattern = board.config.console.banner
+    try:
+        match = board.console.expect(pattern, timeout=timeout_s)
+    except ConsoleTimeout:
+        return False
+    return match.groupdict().get("version") == version or bool(
+        re.search(re.escape(version), match.group(0))
+    )
+
+
+def history_json(deployment: dict) -> str:
+    """The deployment with its history, for the report."""
+    return json.dumps(deployment, indent=2, sort_keys=True)

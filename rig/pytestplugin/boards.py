@@ -1,0 +1,266 @@
+"""The pytest plugin: `--board`, the `board` fixture and its parts, capability markers.
+
+It only composes: the inventory says which boards exist, `rig.lab.setup.Lab` sets them up with the
+drivers, and this module maps that onto pytest (options, parametrization, fixtures, xdist
+grouping, report header). Board errors reach the user as one message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rig.errors import RigError
+from rig.flaky import retry_flaky
+from rig.lab import inventory
+from rig.lab.board import Board
+from rig.lab.setup import Lab
+from rig.pytestplugin.record import board_param, record_of
+
+DEFAULT_BOARD = "emulated"
+_STATE = pytest.StashKey["RigSession"]()
+
+
+class RigSession:
+    """What the plugin knows about this run; the inventory is read only when a test needs it."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.selector: str = config.getoption("rig_board") or DEFAULT_BOARD
+        self.boards_file = inventory.find_boards_file(
+            config.getoption("rig_boards_file"), Path(str(config.rootpath))
+        )
+        self._inventory: inventory.Inventory | None = None
+        self._names: list[str] | None = None
+        self.problem: str | None = None  # why no board could be selected, said once collected
+        self.lab: Lab | None = None
+
+    def inventory(self) -> inventory.Inventory:
+        if self._inventory is None:
+            self._inventory = inventory.load(self.boards_file)
+        return self._inventory
+
+    def names(self) -> list[str]:
+        """The selected boards; empty, with `problem` set, when the selection cannot be made."""
+        if self._names is None:
+            try:
+                self._names = self.inventory().select(self.selector)
+            except RigError as exc:
+                self._names, self.problem = [], str(exc)
+        return self._names
+
+    def open_lab(self) -> Lab:
+        if self.lab is None:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            log_dir = self.config.getoption("rig_log_dir")
+            root = Path(str(self.config.rootpath))
+            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / run_stamp()
+            self.lab = Lab(
+                self.inventory(),
+                log_dir=logs,
+                state_dir=Path(tempfile.mkdtemp(prefix=f"rig-state-{worker}-")),
+                lock_timeout_s=self.config.getoption("rig_lock_timeout"),
+            )
+        return self.lab
+
+
+def run_stamp() -> str:
+    """This run's name for its default log and report folders; xdist workers inherit it."""
+    return os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("rig", "rig hardware-in-the-loop")
+    group.addoption(
+        "--board",
+        dest="rig_board",
+        default=os.environ.get("RIG_BOARD"),
+        help=f"board(s) to test: a name, a comma list, all, or tag:T "
+        f"(default: $RIG_BOARD, else {DEFAULT_BOARD})",
+    )
+    group.addoption(
+        "--boards-file",
+        dest="rig_boards_file",
+        default=None,
+        help="the lab inventory (default: $RIG_BOARDS_FILE, else the nearest boards.yaml)",
+    )
+    group.addoption(
+        "--lock-timeout",
+        dest="rig_lock_timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait for a board another run holds (default 60)",
+    )
+    group.addoption(
+        "--rig-log-dir",
+        dest="rig_log_dir",
+        default=None,
+        help="where console and double logs go (default: .rig/logs/<run> under the rootdir)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requires(*capabilities): skip on boards lacking a capability (e.g. 'tap')"
+    )
+    config.stash[_STATE] = RigSession(config)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under `-n N` (xdist's default `--dist load`), keep each board's tests on one worker."""
+    if config.getoption("dist") != "load":
+        return None
+    from rig.pytestplugin.scheduling import BoardScheduling
+
+    try:
+        names = config.stash[_STATE].inventory().select(config.stash[_STATE].selector)
+    except RigError:
+        return None  # the usage error is raised where the board is first needed
+    return BoardScheduling(config, log, boards=names)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_STATE, None)
+    if session is not None and session.lab is not None:
+        session.lab.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[_STATE]
+    try:
+        inv = state.inventory()
+        names = inv.select(state.selector)
+    except RigError as exc:
+        return [f"rig: {str(exc).splitlines()[0]}"]
+    shown = ", ".join(f"{n} ({inv.boards[n].kind}, {inv.boards[n].device_type})" for n in names)
+    return [f"rig: boards {shown} from {inv.path}"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "board" in metafunc.fixturenames:
+        names = metafunc.config.stash[_STATE].names()
+        metafunc.parametrize("board", names, indirect=True, ids=names, scope="session")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop on a bad --board or inventory; skip tests a board cannot serve, touching none."""
+    state = config.stash[_STATE]
+    if state.problem and any("board" in getattr(i, "fixturenames", ()) for i in items):
+        # Raised here, not while collecting, so pytest prints one line and exits 4.
+        raise pytest.UsageError(f"rig: {state.problem}")
+    for item in items:
+        name = board_param(item)
+        if name is None:
+            continue
+        capabilities = state.inventory().boards[name].capabilities
+        for mark in item.iter_markers("requires"):
+            missing = [cap for cap in mark.args if cap not in capabilities]
+            if missing:
+                item.add_marker(
+                    pytest.mark.skip(reason=f"board {name!r} lacks {', '.join(missing)}")
+                )
+
+
+@pytest.fixture(scope="session")
+def rig_session(pytestconfig: pytest.Config) -> RigSession:
+    """This run's view of the lab: the inventory and the selected boards."""
+    return pytestconfig.stash[_STATE]
+
+
+@pytest.fixture(scope="session")
+def rig_lab(pytestconfig: pytest.Config) -> Lab:
+    """The boards this process holds (locked, set up lazily, released at the end)."""
+    return pytestconfig.stash[_STATE].open_lab()
+
+
+@pytest.fixture(scope="session")
+def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
+    """The board under test: `.name`, `.power`, `.console`, `.boot()`.
+
+    Set up once per run and booted once (the firmware it runs before any test, its boot
+    time); a board that cannot be set up or booted is taken out of the run."""
+    name = getattr(request, "param", None)
+    if name is None:
+        pytest.fail("the board fixture is parametrized by rig's --board option", pytrace=False)
+    try:
+        ready, problem = rig_lab.board(name), None
+        retry_flaky(f"first boot of {name}", ready.boot, attempts=2)
+    except RigError as exc:
+        ready, problem = None, str(exc)
+        rig_lab.mark_broken(name, problem)
+    if problem:  # failed outside the except block, so pytest shows no chained traceback
+        pytest.fail(problem, pytrace=False)
+    yield ready
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A board taken out of the run: its remaining tests are skipped, saying why."""
+    name, lab = board_param(item), item.config.stash[_STATE].lab
+    reason = lab.broken(name) if name and lab else None
+    if reason:
+        pytest.skip(f"board {name!r} is out of this run: {reason.splitlines()[0]}")
+
+
+@pytest.fixture(autouse=True)
+def _board_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Per test on a board: recover it if the last test failed, mark the test in its console
+    log, and send the board's built-in measurements to this test's record."""
+    if "board" not in request.fixturenames:
+        yield
+        return
+    board: Board = request.getfixturevalue("board")
+    lab: Lab = request.getfixturevalue("rig_lab")
+    record = record_of(request.node)
+    record.measurements.limits = dict(board.config.limits)
+    record.console_log = board.console.log_path
+    if board.console.log_path and board.console.log_path.exists():
+        record.console_from = board.console.log_path.stat().st_size
+    board.record = record.measurements.record
+    problem = None
+    if board.name in lab.dirty:  # the last test failed on it: start from a known state
+        lab.dirty.discard(board.name)
+        board.console.mark("recovering after a failed test: power cycle, expect the banner")
+        try:
+            retry_flaky(f"recovery boot of {board.name}", board.boot, attempts=2)
+        except RigError as exc:
+            problem = f"board {board.name!r} is broken: no good boot after a failed test: {exc}"
+            lab.mark_broken(board.name, problem)
+    if problem:  # outside the except block: one message, no chained traceback
+        pytest.fail(problem, pytrace=False)
+    board.console.mark(f"test start: {request.node.nodeid}")
+    try:
+        yield
+    finally:
+        board.console.mark(f"test end: {request.node.nodeid}")
+        record.firmware = board.firmware
+        board.record = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Remember boards whose test failed, so one failure never cascades into the next test."""
+    outcome = yield
+    report = outcome.get_result()
+    name, lab = board_param(item), item.config.stash[_STATE].lab
+    if name and lab and report.failed and report.when in ("setup", "call"):
+        lab.dirty.add(name)
+
+
+@pytest.fixture
+def power(board: Board):
+    """The board's power supply driver (on/off/cycle/measure)."""
+    return board.power
+
+
+@pytest.fixture
+def console(board: Board):
+    """The board's console (expect/expect_exact/sendline)."""
+    return board.console

@@ -1,0 +1,211 @@
+"""OTA fixtures: the lab's OTA service (local, started here, or remote), its client, the pipeline.
+
+Loaded by rig.pytestplugin. With `ota: {service: local}` in boards.yaml each pytest process runs the
+local service on loopback in a temporary data folder, with a fresh partner token; otherwise the
+client is pointed at the remote server named there.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import allure
+import pytest
+
+from rig.double.control import DoubleControl
+from rig.errors import RigError
+from rig.instruments.sniffer_port import HandoffRecorder
+from rig.lab.board import Board
+from rig.lab.inventory import OtaConfig
+from rig.ota.client import OtaClient
+from rig.ota.pipeline import Pipeline, Target
+from rig.pytestplugin.boards import RigSession
+from rig.pytestplugin.record import record_of
+from rig.report.ota import attach_power_trace
+from rig.report.power_trace import PowerTrace
+
+
+@dataclass(frozen=True)
+class OtaEndpoint:
+    """Where the lab's OTA service is and who we are to it."""
+
+    base_url: str
+    partner: str
+    account: str
+    token: str
+
+    def client(self) -> OtaClient:
+        return OtaClient(self.base_url, partner=self.partner, token=self.token,
+                         account=self.account)  # fmt: skip
+
+
+def _ota_config(session: RigSession) -> tuple[OtaConfig, Path | None]:
+    try:
+        inv = session.inventory()
+    except RigError:
+        return OtaConfig(), None  # tests without a boards.yaml still get a local service
+    return inv.ota, inv.path
+
+
+@pytest.fixture(scope="session")
+def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpoint]:
+    """The OTA service this run uses (started now when boards.yaml says service: local)."""
+    ota, _ = _ota_config(rig_session)
+    account = ota.account or ota.partner
+    if ota.service != "local":
+        token_env = ota.token_env or "RIG_OTA_TOKEN"
+        token = os.environ.get(token_env)
+        if not token:
+            pytest.fail(f"boards.yaml names the OTA server {ota.service}, but {token_env} is not "
+                        "set: export the partner's bearer token in it", pytrace=False)  # fmt: skip
+        yield OtaEndpoint(ota.service, ota.partner, account, token)
+        return
+    from rig.ota.service.auth import PartnerAuth
+    from rig.ota.service.serve import LocalService
+
+    token = secrets.token_urlsafe(24)
+    partners = {ota.partner: PartnerAuth(partner_id=ota.partner, token=token, account_id=account)}
+    with LocalService(tmp_path_factory.mktemp("ota-service"), partners) as service:
+        yield OtaEndpoint(service.base_url, ota.partner, account, token)
+
+
+@pytest.fixture(scope="session")
+def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
+    """The OTA client, bound to the lab's partner."""
+    with ota_endpoint.client() as client:
+        yield client
+
+
+def _reporting(config: pytest.Config) -> bool:
+    """Allure results are written (--alluredir): pictures are worth their ~70 ms each."""
+    return bool(config.getoption("allure_report_dir", None))
+
+
+@pytest.fixture
+def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
+    """image type → profile → upload → associate → push → outcome, as Allure steps; each
+    outcome's stage durations, throughput and current go to the test's measurements."""
+    record = record_of(request.node)
+    pipeline = Pipeline(ota, record=record.measurements.record,
+                        on_deployment=record.deployments.append)  # fmt: skip
+    pipeline.pictures = _reporting(request.config)
+    if "board" in request.fixturenames:  # its supply current is traced during each OTA
+        pipeline.traced = request.getfixturevalue("board")
+    if "handoff" in request.fixturenames:  # and the wire goes to the report as a timeline
+        pipeline.sniffed = request.getfixturevalue("handoff")
+    return pipeline
+
+
+@pytest.fixture
+def power_trace(
+    board: Board, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., PowerTrace]]:
+    """Start sampling the board's supply current: `trace = power_trace()`; the picture and
+    the samples are attached when the test ends (`trace.stop()` ends sampling earlier)."""
+    traces: list[PowerTrace] = []
+
+    def start(interval_s: float = 0.02) -> PowerTrace:
+        trace = PowerTrace(board.power.measure_current, interval_s=interval_s, name=board.name)
+        traces.append(trace.start())
+        return trace
+
+    yield start
+    for number, trace in enumerate(traces, 1):
+        trace.stop()
+        if _reporting(request.config):
+            attach_power_trace(trace, board.name, label=f" #{number}")
+
+
+@pytest.fixture
+def ota_target(
+    board: Board, pipeline: Pipeline, rig_session: RigSession, ota_endpoint: OtaEndpoint
+) -> Target:
+    """The board as the OTA service knows it: device id, device type, profile; registered."""
+    config = board.config
+    profile = None
+    if config.profile:
+        _, boards_file = _ota_config(rig_session)
+        base = boards_file.parent if boards_file else Path.cwd()
+        profile = (base / config.profile).resolve()
+    target = Target(device_id=board.device_id, device_type=config.device_type, profile=profile)
+    secret = pipeline.ensure_device(target)
+    if secret and board.control_port:  # an emulated board: its ASR now knows who it is
+        control = DoubleControl(board.control_port)
+        try:
+            control.call("ota", board=board.name, url=ota_endpoint.base_url,
+                         device_id=target.device_id, secret=secret)  # fmt: skip
+        finally:
+            control.close()
+    return target
+
+
+@pytest.fixture
+def scratch_ota(ota_endpoint: OtaEndpoint, tmp_path: Path) -> Iterator[OtaClient]:
+    """A client on a fresh, empty local service of its own: for tests that must start from
+    nothing or use up a partner's limits. Skipped when the lab's service is a remote server."""
+    if not ota_endpoint.base_url.startswith("http://127.0.0.1"):
+        pytest.skip("needs rig's local OTA service (boards.yaml names a remote one)")
+    from rig.ota.service.auth import PartnerAuth
+    from rig.ota.service.serve import LocalService
+
+    auth = PartnerAuth(partner_id="lab", token=secrets.token_urlsafe(16), account_id="lab")
+    with (
+        LocalService(tmp_path / "scratch-ota", {"lab": auth}) as service,
+        OtaClient(service.base_url, partner="lab", token=auth.token) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+def handoff(board: Board) -> Iterator[HandoffRecorder]:
+    """Records the board's ASR⇆MCU link during the test; `.transcript()` decodes it."""
+    if not board.tap:
+        pytest.skip(f"board {board.name!r} has no sniffer: add tap: to boards.yaml")
+    baud = board.config.tap.baud if board.config.tap else board.config.link.baud
+    recorder = HandoffRecorder(board.tap, baud=baud, name=board.name).start()
+    yield recorder
+    transcript = recorder.stop()
+    allure.attach(transcript.text(), name=f"handoff {board.name}",
+                  attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+
+
+@pytest.fixture
+def double_control(board: Board) -> Iterator[DoubleControl]:
+    """The emulated board's control channel (link speed, later faults); skipped on real boards."""
+    if not board.control_port:
+        pytest.skip(f"board {board.name!r} is not emulated: it has no double to control")
+    control = DoubleControl(board.control_port)
+    yield control
+    control.close()
+
+
+class FaultControl:
+    """Faults of one emulated board, through the double's control channel."""
+
+    def __init__(self, control: DoubleControl, board: str) -> None:
+        self._control, self.board = control, board
+
+    def inject(self, name: str, **params: object) -> dict:
+        return self._control.call("fault", board=self.board, name=name, **params)
+
+    def timeouts(self, **seconds: float) -> dict:
+        """Stage timeouts of the ASR (offer, chunk, verify, version), in seconds."""
+        return self._control.call("timeouts", board=self.board, **seconds)
+
+    def status(self) -> dict:
+        return self._control.call("status", board=self.board)
+
+    def clear(self) -> None:
+        self._control.call("clear_faults", board=self.board)
+
+
+@pytest.fixture
+def faults(board: Board, double_control: DoubleControl) -> Iterator[FaultControl]:
+    """Inject faults into the emulated board; all cleared when the test ends."""
+    control = FaultControl(double_control, board.name)
+    yield control
+    control.clear()
