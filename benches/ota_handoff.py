@@ -49,10 +49,11 @@ from rig.double.runner import Double
 from rig.double.spec import EmulatedBoardSpec
 from rig.double.tap import read_capture
 from rig.errors import RigError
-from rig.ota.client import TERMINAL_STATES, OtaClient
+from rig.ota.client import OtaClient
 from rig.ota.pipeline import Pipeline, Target
 from rig.ota.service.auth import PartnerAuth
 from rig.ota.service.serve import LocalService
+from rig.ota.states import TERMINAL
 from rig.protocol import aflib
 
 REPO = Path(__file__).resolve().parent.parent
@@ -134,7 +135,7 @@ def push_one(bench: Bench, data: bytes, label: str) -> Run:
     t3 = clock()
     run.ms.update(upload=(t1 - t0) * 1000, associate=(t2 - t1) * 1000, push=(t3 - t2) * 1000)
     run.deployment = ota.wait_for_deployment(
-        pushed["deploymentId"], {"SUCCEEDED"} | TERMINAL_STATES, TIMEOUT_S
+        pushed["deploymentId"], {"SUCCEEDED"} | TERMINAL, TIMEOUT_S
     )
     states = " → ".join(h["state"] for h in run.deployment["history"])
     if run.deployment["state"] != "SUCCEEDED":

@@ -3,8 +3,9 @@
 Real benches have steps that fail now and then for reasons outside the firmware under test (a
 USB adapter that re-enumerates, a supply that misses one query). Such a step, and only such a
 step, may be marked: `hardware_flaky(attempts=3)(step)` or `retry_flaky("boot", board.boot)`.
-Each attempt is an Allure step and goes to the current test's record, so a pass after a retry is
-visible in the report; a test is never rerun as a whole.
+Each attempt is a step (`rig.steps`) and an `Attempt` event, which the pytest plugin turns into
+an Allure step and an entry of the test's record, so a pass after a retry is visible in the
+report; a test is never rerun as a whole.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import ParamSpec, TypeVar
 
-import allure
-
+from rig import steps
 from rig.errors import RigError
 
 P = ParamSpec("P")
@@ -44,17 +43,20 @@ class Attempt:
         return asdict(self)
 
 
-_sink: ContextVar[Callable[[Attempt], None] | None] = ContextVar("rig_flaky_sink", default=None)
+class _AttemptSink(steps.Listener):
+    def __init__(self, sink: Callable[[Attempt], None]) -> None:
+        self.sink = sink
+
+    def event(self, event: object) -> None:
+        if isinstance(event, Attempt):
+            self.sink(event)
 
 
 @contextlib.contextmanager
 def recording(sink: Callable[[Attempt], None]) -> Iterator[None]:
-    """Send the attempts of flaky steps run inside this block to `sink` (the test's record)."""
-    token = _sink.set(sink)
-    try:
+    """Send the attempts of flaky steps run inside this block to `sink` as well."""
+    with steps.listening(_AttemptSink(sink)):
         yield
-    finally:
-        _sink.reset(token)
 
 
 def retry_flaky(
@@ -75,15 +77,15 @@ def retry_flaky(
     for number in range(1, attempts + 1):
         started = time.time()
         try:
-            with allure.step(f"{step} (attempt {number}/{attempts})"):
+            with steps.step(f"{step} (attempt {number}/{attempts})"):
                 result = fn()
         except retry_on as exc:
             failures.append(f"attempt {number}: {str(exc).splitlines()[0]}")
-            _tell(Attempt(step, number, attempts, str(exc), started, time.time() - started))
+            steps.emit(Attempt(step, number, attempts, str(exc), started, time.time() - started))
             if number < attempts and pause_s:
                 time.sleep(pause_s)  # give the hardware its settling time, not a sync wait
             continue
-        _tell(Attempt(step, number, attempts, None, started, time.time() - started))
+        steps.emit(Attempt(step, number, attempts, None, started, time.time() - started))
         return result
     raise FlakyStepError(
         f"{step} failed on all {attempts} attempts (a hardware-flaky step, retried):\n  "
@@ -105,9 +107,3 @@ def hardware_flaky(
         return step
 
     return wrap
-
-
-def _tell(attempt: Attempt) -> None:
-    sink = _sink.get()
-    if sink is not None:
-        sink(attempt)

@@ -45,8 +45,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
 
 def cmd_double(args: argparse.Namespace) -> int:
     """Run the board double for the emulated boards of the inventory until SIGTERM/Ctrl-C."""
-    from rig.double.launcher import spec_for
     from rig.double.runner import serve
+    from rig.lab.double_process import spec_for
 
     inv = inventory.load(_boards_file(args))
     names = inv.select(args.board) if args.board else [

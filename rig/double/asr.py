@@ -35,7 +35,8 @@ from typing import Any
 
 from rig.double.faults import Faults
 from rig.double.spec import AsrTimeouts
-from rig.ota.client import TERMINAL_STATES, DeviceClient, OtaClientError
+from rig.ota.client import DeviceClient, OtaClientError
+from rig.ota.states import TERMINAL
 from rig.protocol import aflib
 from rig.protocol.aflib import Message, MsgType, OtaInfo, OtaState
 
@@ -441,7 +442,7 @@ class Asr:
         except OtaClientError as exc:
             self._log(f"ASR: could not report {state}: {exc}")
             heard = exc.status != 0  # the service answered (refused): it knows better
-        if state not in TERMINAL_STATES:
+        if state not in TERMINAL:
             self.memory.stage(state)
         elif heard:
             self.memory.save(None)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from rig.double.asr import Asr, AsrMemory
-from rig.double.faults import Fault, Faults, parse_faults
+from rig.double.catalogue import Fault, parse_faults
+from rig.double.faults import Faults
 from rig.double.flash import Flash
 from rig.double.link import Link, NoisyEndpoint
 from rig.double.mcu import EmulatedMcu, ResetReason

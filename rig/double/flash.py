@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rig import image
-from rig.double.spec import DoubleError
+from rig.double.errors import DoubleError
 
 RECORD = "mcu-flash.json"
 SLOTS = ("A", "B")

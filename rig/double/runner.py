@@ -26,12 +26,13 @@ from types import FrameType
 from typing import TextIO
 
 from rig.double.board_ota import BoardOta
+from rig.double.catalogue import parse_fault
 from rig.double.control import ControlServer
-from rig.double.faults import parse_fault
+from rig.double.errors import DoubleError
 from rig.double.mcu import IDLE, EmulatedMcu
 from rig.double.psu import PsuModel
 from rig.double.scpi_server import ScpiServer
-from rig.double.spec import DoubleError, EmulatedBoardSpec
+from rig.double.spec import EmulatedBoardSpec
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rig.errors import RigError
+from rig.double.catalogue import parse_faults
+from rig.double.errors import DoubleError
 
 #: Power-supply dialects the double can speak; the names match `power.model` in boards.yaml.
 MODELS = ("generic", "rigol-dp832")
 CHANNELS = (1, 2, 3)
-
-
-class DoubleError(RigError):
-    """The board double cannot be built or started as asked."""
 
 
 #: The stages of a handoff the ASR waits on, each with its own timeout.
@@ -97,8 +94,6 @@ class EmulatedBoardSpec:
         for name in ("min_volts", "idle_amps", "boot_amps", "flash_write_amps", "boot_s"):
             if getattr(self, name) < 0:
                 raise DoubleError(f"{where}: {name} must not be negative")
-        from rig.double.faults import parse_faults  # here: faults.py imports this module
-
         try:
             AsrTimeouts().update(self.timeouts)
             parse_faults(self.faults)

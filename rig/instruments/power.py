@@ -11,7 +11,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import pyvisa
 from pyvisa import constants, errors
@@ -26,17 +25,8 @@ class PowerError(RigError):
     """The power supply could not be reached, did not answer, or refused a setting."""
 
 
-class PowerProtocol(Protocol):
-    """What a test may do with a board's power, whatever drives it."""
-
-    def on(self) -> None: ...
-    def off(self) -> None: ...
-    def cycle(self, off_s: float | None = None) -> None: ...
-    def measure_current(self) -> float: ...
-
-
 class PowerSupply:
-    """One channel of a SCPI power supply."""
+    """One channel of a SCPI power supply (a `PowerProtocol`)."""
 
     def __init__(
         self,

@@ -16,7 +16,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pyvisa import rname
 
-from rig.double.faults import FaultError, parse_fault
+from rig.double.catalogue import parse_fault
+from rig.double.errors import FaultError
 from rig.errors import RigError
 from rig.instruments.power_dialects import DIALECTS
 from rig.lab.yaml_source import Problem, YamlSource, dotted

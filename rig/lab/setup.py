@@ -13,11 +13,11 @@ import hashlib
 import logging
 from pathlib import Path
 
-from rig.double.launcher import DoubleProcess
 from rig.errors import RigError
 from rig.instruments.console import Console
 from rig.instruments.power import PowerSupply
 from rig.lab.board import Board
+from rig.lab.double_process import DoubleProcess
 from rig.lab.inventory import BoardConfig, Inventory, PowerConfig
 from rig.lab.lock import BoardLock
 

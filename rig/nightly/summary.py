@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rig.errors import RigError
-from rig.pytestplugin.scheduling import board_of
+from rig.lab.nodeids import board_of
 from rig.report import text_table
 
 NO_BOARD = "(no board)"

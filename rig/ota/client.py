@@ -16,11 +16,8 @@ from typing import Any
 import httpx
 
 from rig.errors import RigError
+from rig.ota.states import TERMINAL
 
-TERMINAL_STATES = frozenset(
-    {"SUCCEEDED", "DECLINED", "ABORTED_BY_MCU", "VERIFY_FAILED", "APPLY_FAILED", "INTERRUPTED",
-     "TIMED_OUT", "CANCELED", "SUPERSEDED"}
-)  # fmt: skip
 UPLOAD_CHUNK = 256 * 1024
 
 
@@ -279,7 +276,7 @@ class OtaClient:
         return self.request("POST", f"{self.local}/deployments/{deployment_id}/cancel")
 
     def wait_for_deployment(
-        self, deployment_id: str, states: Iterable[str] = TERMINAL_STATES, timeout_s: float = 60.0
+        self, deployment_id: str, states: Iterable[str] = TERMINAL, timeout_s: float = 60.0
     ) -> dict:
         """Poll until the deployment reaches one of `states`; raise with its history if not."""
         wanted = set(states)

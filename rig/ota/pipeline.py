@@ -1,8 +1,9 @@
 """The Image Type / Device Type pipeline as one helper a test can read like the OTA Manager.
 
-image type → profile → upload → associate → push → outcome, each stage an Allure step, each
+image type → profile → upload → associate → push → outcome, each stage a step (`rig.steps`), each
 stage's record kept so a test can assert on any of them. It talks only through the OTA client,
-so it runs against the local service and a remote server alike.
+so it runs against the local service and a remote server alike. Every push ends with an
+`OtaOutcome` event: the report layer turns it into measurements and pictures.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import allure
 import yaml
 
+from rig import steps
 from rig.instruments.sniffer_port import HandoffRecorder
 from rig.lab.board import Board
-from rig.ota.client import TERMINAL_STATES, OtaClient, OtaClientError
+from rig.ota.client import OtaClient, OtaClientError
+from rig.ota.states import TERMINAL
 from rig.ota.witnesses import Views, cross_check, history_json
-from rig.report.ota import attach_power_trace, attach_timeline, record_ota, since
+from rig.protocol.transcript import Transcript
 from rig.report.power_trace import PowerTrace
 
 
@@ -41,6 +43,18 @@ class PipelineRun:
         return [h["state"] for h in self.deployment.get("history", [])]
 
 
+@dataclass(frozen=True)
+class OtaOutcome:
+    """Emitted once per `Pipeline.run`: what a report needs to describe that push."""
+
+    deployment: dict[str, Any]
+    image_size: int
+    board: str  # whose deployment, for the pictures' titles
+    waited: bool  # run() waited for an outcome (else it only pushed)
+    trace: PowerTrace | None = None  # the supply current from just before the push
+    wire: Transcript | None = None  # the sniffed wire so far (the whole test's)
+
+
 @dataclass
 class Target:
     """Where an image goes: a device of a device type, with the profile that type publishes."""
@@ -53,19 +67,10 @@ class Target:
 class Pipeline:
     """Walk the pipeline for one target device."""
 
-    def __init__(
-        self,
-        ota: OtaClient,
-        *,
-        record: Callable[..., object] | None = None,
-        on_deployment: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, ota: OtaClient) -> None:
         self.ota = ota
-        self.record = record  # the test's measurements: stage durations, throughput, current
-        self.on_deployment = on_deployment  # the test's record keeps every outcome
         self.traced: Board | None = None  # whose supply to sample when run() is given no board
         self.sniffed: HandoffRecorder | None = None  # the wire to report when run() is given none
-        self.pictures = True  # render the power trace and timeline (only worth it for a report)
 
     def ensure_image_type(self, type_: int, name: str | None = None) -> dict:
         """The image type with this number, created if the partner has none yet."""
@@ -119,44 +124,40 @@ class Pipeline:
         Given the board (and its handoff recorder), a terminal outcome is cross-checked with
         the console and the wire: disagreement fails with all three views."""
         done = PipelineRun()
-        with allure.step(f"image type {type_}"):
+        with steps.step(f"image type {type_}"):
             done.image_type = self.ensure_image_type(type_)
-        with allure.step(f"profile of {target.device_type}"):
+        with steps.step(f"profile of {target.device_type}"):
             self.ensure_device(target)
             done.profile = self.publish(target, type_)
-        with allure.step(f"upload version {version}"):
+        with steps.step(f"upload version {version}"):
             done.image = self.ota.upload_image(
                 firmware, type_=type_, version=version, tags=tags,
                 name=name or f"rig-{uuid.uuid4().hex[:8]}",
                 description=f"uploaded by rig for {target.device_id}",
             )  # fmt: skip
-        with allure.step(f"associate with {target.device_type}"):
+        with steps.step(f"associate with {target.device_type}"):
             self.ota.associate(target.device_type, type_, done.image["versionNumber"])
-        allure.dynamic.label("image_version", f"type {type_} v{version}")
+        steps.label("image_version", f"type {type_} v{version}")
         with self._power_trace((board or self.traced) if until is not None else None) as trace:
-            with allure.step(f"push to {target.device_id}"):
+            with steps.step(f"push to {target.device_id}"):
                 pushed = self.ota.push(target.device_type, done.image["id"], target.device_id)
                 done.deployment = self.ota.deployment(pushed["deploymentId"])
             if until is not None:
                 wanted = (until,) if isinstance(until, str) else until
-                with allure.step(f"outcome: {'/'.join(wanted)}"):
+                with steps.step(f"outcome: {'/'.join(wanted)}"):
                     done.deployment = self.ota.wait_for_deployment(
-                        done.deployment["id"], set(wanted) | TERMINAL_STATES, timeout_s
+                        done.deployment["id"], set(wanted) | TERMINAL, timeout_s
                     )
-                    allure.attach(history_json(done.deployment), name="deployment history",
-                                  attachment_type=allure.attachment_type.JSON)  # fmt: skip
-        if self.on_deployment is not None:
-            self.on_deployment(done.deployment)
-        if until is not None:
-            self._report(done, board, handoff, trace)
-            if done.deployment["state"] in TERMINAL_STATES and (board or handoff):
-                with allure.step("three witnesses agree"):
-                    device = self.ota.device(target.device_id)
-                    reported = {int(a["id"]): str(a["value"]) for a in device["attributes"]}
-                    done.witnesses = cross_check(
-                        done.deployment, reported, image_type=type_, board=board,
-                        recorder=handoff, expected_version=expect_version,
-                    )  # fmt: skip
+                    steps.attach("deployment history", history_json(done.deployment), "json")
+        self._tell(done, until is not None, board, handoff, trace)
+        if until is not None and done.deployment["state"] in TERMINAL and (board or handoff):
+            with steps.step("three witnesses agree"):
+                device = self.ota.device(target.device_id)
+                reported = {int(a["id"]): str(a["value"]) for a in device["attributes"]}
+                done.witnesses = cross_check(
+                    done.deployment, reported, image_type=type_, board=board,
+                    recorder=handoff, expected_version=expect_version,
+                )  # fmt: skip
         return done
 
     @contextlib.contextmanager
@@ -174,19 +175,13 @@ class Pipeline:
         finally:
             trace.stop()
 
-    def _report(self, done: PipelineRun, board: Board | None,
-                handoff: HandoffRecorder | None, trace: PowerTrace | None) -> None:  # fmt: skip
-        """Built-in measurements and pictures of this OTA, for the test's report."""
+    def _tell(self, done: PipelineRun, waited: bool, board: Board | None,
+              handoff: HandoffRecorder | None, trace: PowerTrace | None) -> None:  # fmt: skip
+        """Tell the listeners (the test's report) how this push went."""
         traced, recorder = board or self.traced, handoff or self.sniffed
         name = traced.name if traced else (recorder.name if recorder else "board")
-        transcript = None
-        if recorder is not None:  # this deployment's part of the wire, not the whole test's
-            transcript = since(recorder.transcript(), done.deployment.get("history", []))
-        if self.record is not None:
-            size = int(done.image.get("size") or 0)
-            record_ota(self.record, done.deployment, image_size=size, transcript=transcript,
-                       trace=trace)  # fmt: skip
-        if trace is not None and self.pictures:
-            attach_power_trace(trace, name, done.deployment)
-        if transcript is not None and self.pictures:
-            attach_timeline(transcript, done.deployment, name)
+        steps.emit(OtaOutcome(
+            deployment=done.deployment, image_size=int(done.image.get("size") or 0), board=name,
+            waited=waited, trace=trace,
+            wire=recorder.transcript() if recorder and waited and steps.listened() else None,
+        ))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The deployment state machine (DESIGN §4), as data plus one function that judges a move.
+"""The deployment state machine (DESIGN §4): the vocabulary client, service and reports share.
 
 A deployment moves forward along QUEUED → OFFERED → ACCEPTED → TRANSFERRING → TRANSFERRED →
 VERIFYING → APPLYING → SUCCEEDED (a stage may be skipped, never revisited) or ends in a failure
@@ -7,13 +7,14 @@ as a new attempt of the same deployment (and may still be canceled or superseded
 retry limit: an attempt that ends INTERRUPTED with `MAX_ATTEMPTS` used is not offered again. A
 device that lost its place (ASR reboot) restarts by reporting ACCEPTED again, which is also a new
 attempt.
+
+Plain data and one pure function (`move`), no FastAPI: the client and the reports import it too.
+The service turns a refused move into its HTTP error (rig.ota.service.deployments).
 """
 
 from __future__ import annotations
 
 from typing import Literal
-
-from rig.ota.service.errors import OtaError
 
 QUEUED, OFFERED, ACCEPTED = "QUEUED", "OFFERED", "ACCEPTED"
 TRANSFERRING, TRANSFERRED = "TRANSFERRING", "TRANSFERRED"
@@ -76,7 +77,7 @@ _RESTART_FROM = {TRANSFERRING, TRANSFERRED, VERIFYING, APPLYING}
 Move = Literal["same", "move", "retry"]
 
 
-def _verdict(current: str, new: str) -> Move | None:
+def move(current: str, new: str) -> Move | None:
     """How `current` → `new` counts, or None when the machine does not allow it."""
     if new == current:
         return "same"
@@ -93,26 +94,6 @@ def _verdict(current: str, new: str) -> Move | None:
     return None
 
 
-def judge(deployment_id: str, current: str, new: str) -> Move:
-    """'same' (a repeat: no history entry), 'move', or 'retry' (a new attempt); else 409."""
-    verdict = _verdict(current, new)
-    if verdict is not None:
-        return verdict
-    if current in TERMINAL and current not in RETRYABLE:
-        raise OtaError(
-            409,
-            "CONFLICT",
-            f"deployment {deployment_id} already ended {current}; it cannot move to {new}",
-            "a finished deployment is final: push the image again for a new deployment",
-        )
-    raise OtaError(
-        409,
-        "CONFLICT",
-        f"deployment {deployment_id} is {current}; it cannot move to {new}",
-        f"from {current} a deployment can move to: {', '.join(allowed_from(current))}",
-    )
-
-
 def allowed_from(current: str) -> list[str]:
-    """Every other state `judge` accepts after `current` (for messages and docs)."""
-    return [s for s in STATES if s != current and _verdict(current, s) is not None]
+    """Every other state a deployment may move to from `current` (for messages and docs)."""
+    return [s for s in STATES if s != current and move(current, s) is not None]

@@ -1,77 +1,29 @@
-"""The pytest plugin: `--board`, the `board` fixture and its parts, capability markers.
+"""Boards in pytest: `--board`, the `board` fixture and its parts, capability markers.
 
-It only composes: the inventory says which boards exist, `rig.lab.setup.Lab` sets them up with the
-drivers, and this module maps that onto pytest (options, parametrization, fixtures, xdist
+It only composes: the inventory says which boards exist, `rig.lab.setup.Lab` sets them up with
+the drivers, and this module maps that onto pytest (options, parametrization, fixtures, xdist
 grouping, report header). Board errors reach the user as one message, never a traceback.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from rig.errors import RigError
 from rig.flaky import retry_flaky
-from rig.lab import inventory
 from rig.lab.board import Board
 from rig.lab.setup import Lab
 from rig.pytestplugin.record import board_param, record_of
-
-DEFAULT_BOARD = "emulated"
-_STATE = pytest.StashKey["RigSession"]()
-
-
-class RigSession:
-    """What the plugin knows about this run; the inventory is read only when a test needs it."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.selector: str = config.getoption("rig_board") or DEFAULT_BOARD
-        self.boards_file = inventory.find_boards_file(
-            config.getoption("rig_boards_file"), Path(str(config.rootpath))
-        )
-        self._inventory: inventory.Inventory | None = None
-        self._names: list[str] | None = None
-        self.problem: str | None = None  # why no board could be selected, said once collected
-        self.lab: Lab | None = None
-
-    def inventory(self) -> inventory.Inventory:
-        if self._inventory is None:
-            self._inventory = inventory.load(self.boards_file)
-        return self._inventory
-
-    def names(self) -> list[str]:
-        """The selected boards; empty, with `problem` set, when the selection cannot be made."""
-        if self._names is None:
-            try:
-                self._names = self.inventory().select(self.selector)
-            except RigError as exc:
-                self._names, self.problem = [], str(exc)
-        return self._names
-
-    def open_lab(self) -> Lab:
-        if self.lab is None:
-            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            log_dir = self.config.getoption("rig_log_dir")
-            root = Path(str(self.config.rootpath))
-            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / run_stamp()
-            self.lab = Lab(
-                self.inventory(),
-                log_dir=logs,
-                state_dir=Path(tempfile.mkdtemp(prefix=f"rig-state-{worker}-")),
-                lock_timeout_s=self.config.getoption("rig_lock_timeout"),
-            )
-        return self.lab
-
-
-def run_stamp() -> str:
-    """This run's name for its default log and report folders; xdist workers inherit it."""
-    return os.environ.setdefault("RIG_RUN_STAMP", time.strftime("%Y%m%d-%H%M%S"))
+from rig.pytestplugin.session import (
+    DEFAULT_BOARD,
+    RigSession,
+    find_session,
+    session_of,
+    start_session,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -108,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requires(*capabilities): skip on boards lacking a capability (e.g. 'tap')"
     )
-    config.stash[_STATE] = RigSession(config)
+    start_session(config)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
@@ -119,20 +71,21 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from rig.pytestplugin.scheduling import BoardScheduling
 
     try:
-        names = config.stash[_STATE].inventory().select(config.stash[_STATE].selector)
+        session = session_of(config)
+        names = session.inventory().select(session.selector)
     except RigError:
         return None  # the usage error is raised where the board is first needed
     return BoardScheduling(config, log, boards=names)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(_STATE, None)
-    if session is not None and session.lab is not None:
-        session.lab.close()
+    session = find_session(config)
+    if session is not None:
+        session.close()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    state = config.stash[_STATE]
+    state = session_of(config)
     try:
         inv = state.inventory()
         names = inv.select(state.selector)
@@ -144,14 +97,14 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "board" in metafunc.fixturenames:
-        names = metafunc.config.stash[_STATE].names()
+        names = session_of(metafunc.config).names()
         metafunc.parametrize("board", names, indirect=True, ids=names, scope="session")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Stop on a bad --board or inventory; skip tests a board cannot serve, touching none."""
-    state = config.stash[_STATE]
+    state = session_of(config)
     if state.problem and any("board" in getattr(i, "fixturenames", ()) for i in items):
         # Raised here, not while collecting, so pytest prints one line and exits 4.
         raise pytest.UsageError(f"rig: {state.problem}")
@@ -171,13 +124,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def rig_session(pytestconfig: pytest.Config) -> RigSession:
     """This run's view of the lab: the inventory and the selected boards."""
-    return pytestconfig.stash[_STATE]
+    return session_of(pytestconfig)
 
 
 @pytest.fixture(scope="session")
 def rig_lab(pytestconfig: pytest.Config) -> Lab:
     """The boards this process holds (locked, set up lazily, released at the end)."""
-    return pytestconfig.stash[_STATE].open_lab()
+    return session_of(pytestconfig).open_lab()
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +156,7 @@ def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A board taken out of the run: its remaining tests are skipped, saying why."""
-    name, lab = board_param(item), item.config.stash[_STATE].lab
+    name, lab = board_param(item), session_of(item.config).lab
     reason = lab.broken(name) if name and lab else None
     if reason:
         pytest.skip(f"board {name!r} is out of this run: {reason.splitlines()[0]}")
@@ -249,7 +202,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Remember boards whose test failed, so one failure never cascades into the next test."""
     outcome = yield
     report = outcome.get_result()
-    name, lab = board_param(item), item.config.stash[_STATE].lab
+    name, lab = board_param(item), session_of(item.config).lab
     if name and lab and report.failed and report.when in ("setup", "call"):
         lab.dirty.add(name)
 

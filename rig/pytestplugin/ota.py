@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import allure
 import pytest
 
+from rig import steps
 from rig.double.control import DoubleControl
 from rig.errors import RigError
 from rig.instruments.sniffer_port import HandoffRecorder
@@ -23,8 +23,7 @@ from rig.lab.board import Board
 from rig.lab.inventory import OtaConfig
 from rig.ota.client import OtaClient
 from rig.ota.pipeline import Pipeline, Target
-from rig.pytestplugin.boards import RigSession
-from rig.pytestplugin.record import record_of
+from rig.pytestplugin.session import RigSession, session_of
 from rig.report.ota import attach_power_trace
 from rig.report.power_trace import PowerTrace
 
@@ -80,19 +79,11 @@ def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
         yield client
 
 
-def _reporting(config: pytest.Config) -> bool:
-    """Allure results are written (--alluredir): pictures are worth their ~70 ms each."""
-    return bool(config.getoption("allure_report_dir", None))
-
-
 @pytest.fixture
 def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
     """image type → profile → upload → associate → push → outcome, as Allure steps; each
     outcome's stage durations, throughput and current go to the test's measurements."""
-    record = record_of(request.node)
-    pipeline = Pipeline(ota, record=record.measurements.record,
-                        on_deployment=record.deployments.append)  # fmt: skip
-    pipeline.pictures = _reporting(request.config)
+    pipeline = Pipeline(ota)
     if "board" in request.fixturenames:  # its supply current is traced during each OTA
         pipeline.traced = request.getfixturevalue("board")
     if "handoff" in request.fixturenames:  # and the wire goes to the report as a timeline
@@ -116,7 +107,7 @@ def power_trace(
     yield start
     for number, trace in enumerate(traces, 1):
         trace.stop()
-        if _reporting(request.config):
+        if session_of(request.config).allure:
             attach_power_trace(trace, board.name, label=f" #{number}")
 
 
@@ -169,8 +160,7 @@ def handoff(board: Board) -> Iterator[HandoffRecorder]:
     recorder = HandoffRecorder(board.tap, baud=baud, name=board.name).start()
     yield recorder
     transcript = recorder.stop()
-    allure.attach(transcript.text(), name=f"handoff {board.name}",
-                  attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+    steps.attach(f"handoff {board.name}", transcript.text())
 
 
 @pytest.fixture

@@ -10,75 +10,21 @@ not."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import statistics
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import allure
 import pytest
 
-from rig import flaky
+from rig import steps
+from rig.flaky import Attempt
 from rig.lab.board import Board
-from rig.lab.inventory import BoardConfig
-from rig.pytestplugin.boards import _STATE, run_stamp
+from rig.ota.pipeline import OtaOutcome
 from rig.pytestplugin.record import TestRecord, property_of, record_of
+from rig.pytestplugin.session import find_session, session_of
+from rig.report.allure_listener import AllureListener
 from rig.report.measure import Measurement, Measurements
-
-_REPORTS = pytest.StashKey["Reports"]()
-
-
-class Reports:
-    """Where this run's records go, and what it learnt per board."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.boards: dict[str, dict[str, Any]] = {}
-        self.throughputs: dict[str, list[float]] = {}
-
-    def board_seen(self, board: Board) -> None:
-        """The first test on a board: its identity and the firmware it ran before the run."""
-        if board.name not in self.boards:
-            self._new(board.name, board.config, firmware=board.firmware, boot=board.last_boot_s)
-
-    def board_lost(self, name: str, config: BoardConfig, reason: str) -> None:
-        """A board taken out of the run: its record says why (the summary's note)."""
-        if name not in self.boards:
-            self._new(name, config)
-        self.boards[name]["broken"] = reason.splitlines()[0]
-        self.write_board(name)
-
-    def _new(self, name: str, config: BoardConfig, firmware: str | None = None,
-             boot: float | None = None) -> None:  # fmt: skip
-        self.boards[name] = {
-            "board": name,
-            "kind": config.kind,
-            "device_type": config.device_type,
-            "host": config.host or socket.gethostname(),
-            "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"),
-            "firmware_before": firmware,
-            "firmware_after": None,
-            "boot_time_s": boot,
-            "ota_throughput_Bps": None,
-            "broken": None,
-        }
-        self.write_board(name)
-
-    def measured(self, board: str | None, item: Measurement) -> None:
-        if board and item.name == "handoff_throughput" and item.unit == "KiB/s":
-            self.throughputs.setdefault(board, []).append(item.value * 1024)
-
-    def write_board(self, name: str) -> None:
-        data = self.boards[name]
-        if self.throughputs.get(name):
-            data["ota_throughput_Bps"] = statistics.median(self.throughputs[name])
-        folder = self.folder / "boards"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{name}.json.tmp"
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(folder / f"{name}.json")
+from rig.report.ota import report_outcome
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,15 +37,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    chosen = config.getoption("rig_report_dir", None)
-    if chosen:
-        folder = Path(chosen)
-    else:
-        folder = Path(str(config.rootpath)) / ".rig" / "reports" / run_stamp()
-    config.stash[_REPORTS] = Reports(folder)
-
-
 @pytest.fixture
 def measure(request: pytest.FixtureRequest) -> Measurements:
     """Record a measurement: `measure("boot_current", 41.5, low=10, high=60, unit="mA")`.
@@ -108,17 +45,36 @@ def measure(request: pytest.FixtureRequest) -> Measurements:
     return record_of(request.node).measurements
 
 
+class TestListener(steps.Listener):
+    """What rig emits during one test, into that test's record: flaky attempts, OTA outcomes
+    (their measurements, and their pictures when an Allure report is written)."""
+
+    __test__ = False  # not a test class, whatever pytest's name matching thinks
+
+    def __init__(self, record: TestRecord, *, pictures: bool) -> None:
+        self.record, self.pictures = record, pictures
+
+    def event(self, event: object) -> None:
+        if isinstance(event, Attempt):
+            self.record.attempts.append(event)
+        elif isinstance(event, OtaOutcome):
+            self.record.deployments.append(event.deployment)
+            report_outcome(event, self.record.measurements.record, pictures=self.pictures)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
-    """Attempts of hardware-flaky steps, in any phase of the test, go to its record."""
-    with flaky.recording(record_of(item).attempts.append):
+    """While a test runs (every phase), what rig emits goes to Allure and to its record; an
+    inner pytest run inside a test listens for itself, not for the outer test."""
+    listener = TestListener(record_of(item), pictures=session_of(item.config).allure)
+    with steps.listening(AllureListener(), listener, only=True):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     record = record_of(item)
-    reports = item.config.stash[_REPORTS]
+    reports = session_of(item.config).records
 
     def recorded(measurement: Measurement) -> None:
         item.user_properties.append(property_of(measurement))
@@ -167,15 +123,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 name = f"flaky:{attempt.step}#{attempt.number}"
                 item.user_properties.append((name, attempt.error or "ok after retry"))
         report.user_properties = list(item.user_properties)
-        record.write(item.config.stash[_REPORTS].folder / "tests")
+        record.write(session_of(item.config).records.folder / "tests")
     return report
 
 
 def _board_lost(item: pytest.Item, name: str) -> None:
-    state = item.config.stash[_STATE]
-    reason = state.lab.broken(name) if state.lab else None
+    session = session_of(item.config)
+    reason = session.lab.broken(name) if session.lab else None
     if reason:
-        item.config.stash[_REPORTS].board_lost(name, state.inventory().boards[name], reason)
+        session.records.board_lost(name, session.inventory().boards[name], reason)
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -189,7 +145,7 @@ def _label_board(item: pytest.Item) -> None:
     board = getattr(item, "funcargs", {}).get("board")  # set up by now, unless it failed
     if not isinstance(board, Board):
         return
-    item.config.stash[_REPORTS].board_seen(board)
+    session_of(item.config).records.board_seen(board)
     allure.dynamic.label("board", board.name)
     allure.dynamic.label("device_type", board.config.device_type)
     allure.dynamic.parent_suite(f"board {board.name}")
@@ -215,11 +171,10 @@ def _attach(record: TestRecord) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Per board: boot once more (the firmware it runs after the run, and that it still boots)."""
-    reports = session.config.stash.get(_REPORTS, None)
-    state = session.config.stash.get(_STATE, None)
-    if reports is None or state is None or state.lab is None:
+    state = find_session(session.config)
+    if state is None or state.lab is None:
         return
-    lab = state.lab
+    reports, lab = state.records, state.lab
     for name, data in reports.boards.items():
         broken = lab.broken(name)
         board = lab.ready().get(name)  # set up and not broken

@@ -12,21 +12,7 @@ from collections.abc import Iterable
 
 from xdist.scheduler import LoadScopeScheduling
 
-
-def board_of(nodeid: str, boards: Iterable[str]) -> str | None:
-    """The board a parametrized node id runs on (its id holds the board name as one part)."""
-    if not nodeid.endswith("]") or "[" not in nodeid:
-        return None
-    params = nodeid[nodeid.index("[") + 1 : -1]
-    for name in sorted(boards, key=len, reverse=True):
-        if (
-            params == name
-            or params.startswith(f"{name}-")
-            or params.endswith(f"-{name}")
-            or f"-{name}-" in params
-        ):
-            return name
-    return None
+from rig.lab.nodeids import board_of
 
 
 class BoardScheduling(LoadScopeScheduling):

@@ -1,6 +1,8 @@
 """What one OTA tells the report: stage durations, throughput, current, the pictures.
 
-The pipeline calls these after a deployment reached its outcome. Times come from the service's
+The pipeline emits an `OtaOutcome` for every push; the pytest plugin hands it to
+`report_outcome`, which records the measurements and attaches the pictures (`rig.steps`). Times
+come from the service's
 history (ms since the epoch), the sniffer (wall clock) and the power trace (wall clock), so the
 three line up on one axis without any clock translation.
 """
@@ -10,14 +12,16 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import allure
-
+from rig import steps
 from rig.ota import states as ds
 from rig.protocol.transcript import Transcript
 from rig.report.power_trace import PowerTrace, marks_from_history
 from rig.report.timeline import plot_timeline, timeline_text
+
+if TYPE_CHECKING:
+    from rig.ota.pipeline import OtaOutcome
 
 Record = Callable[..., object]  # Measurements.record: (name, value, *, unit, source, ...)
 
@@ -102,22 +106,37 @@ def attach_power_trace(
     with tempfile.TemporaryDirectory(prefix="rig-trace-") as tmp:
         png = trace.plot(Path(tmp) / "trace.png", marks, title=title)
         csv = trace.write_csv(Path(tmp) / "trace.csv")
-        allure.attach.file(str(png), name=f"power trace {board}{label}",
-                           attachment_type=allure.attachment_type.PNG)  # fmt: skip
-        allure.attach.file(str(csv), name=f"power samples {board}{label}",
-                           attachment_type=allure.attachment_type.CSV)  # fmt: skip
+        steps.attach_file(f"power trace {board}{label}", png, "png")
+        steps.attach_file(f"power samples {board}{label}", csv, "csv")
     if trace.error:
-        allure.attach(trace.error, name=f"power trace {board}{label}: sampling stopped",
-                      attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+        steps.attach(f"power trace {board}{label}: sampling stopped", trace.error)
 
 
 def attach_timeline(transcript: Transcript, deployment: dict[str, Any], board: str) -> None:
     """The decoded handoff as text and as a picture, with the service's states beside it."""
     history = deployment.get("history", [])
-    allure.attach(timeline_text(transcript, history), name=f"handoff timeline {board}",
-                  attachment_type=allure.attachment_type.TEXT)  # fmt: skip
+    steps.attach(f"handoff timeline {board}", timeline_text(transcript, history))
     with tempfile.TemporaryDirectory(prefix="rig-timeline-") as tmp:
-        png = plot_timeline(transcript, Path(tmp) / "timeline.png", history,
-                            title=f"handoff of deployment {deployment.get('id', '')} on {board}")
-        allure.attach.file(str(png), name=f"handoff timeline {board}",
-                           attachment_type=allure.attachment_type.PNG)  # fmt: skip
+        png = plot_timeline(
+            transcript,
+            Path(tmp) / "timeline.png",
+            history,
+            title=f"handoff of deployment {deployment.get('id', '')} on {board}",
+        )
+        steps.attach_file(f"handoff timeline {board}", png, "png")
+
+
+def report_outcome(outcome: OtaOutcome, record: Record, *, pictures: bool) -> None:
+    """One push, for the test's report: its measurements, and its pictures when `pictures`
+    (they cost ~70 ms each, worth it only when a report is written)."""
+    if not outcome.waited:
+        return
+    history = outcome.deployment.get("history", [])
+    # this deployment's part of the wire, not the whole test's
+    transcript = since(outcome.wire, history) if outcome.wire is not None else None
+    record_ota(record, outcome.deployment, image_size=outcome.image_size, transcript=transcript,
+               trace=outcome.trace)  # fmt: skip
+    if outcome.trace is not None and pictures:
+        attach_power_trace(outcome.trace, outcome.board, outcome.deployment)
+    if transcript is not None and pictures:
+        attach_timeline(transcript, outcome.deployment, outcome.board)

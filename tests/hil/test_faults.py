@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rig import image
-from rig.ota.client import OtaClientError
-from rig.ota.power_cut import AFTER_APPLY, cut_power_at
+from rig import AFTER_APPLY, OtaClientError, cut_power_at, image
 
 SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 PROFILES = Path(__file__).resolve().parents[2] / "fixtures" / "profiles"

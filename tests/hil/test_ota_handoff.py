@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rig.protocol.decoder import event_bytes
+from rig import event_bytes
 
 SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 

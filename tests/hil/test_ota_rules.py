@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rig.ota.client import DeviceClient, OtaClient, OtaClientError
+from rig import DeviceClient, OtaClient, OtaClientError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "fixtures" / "profiles"

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from rig.instruments.console import ConsoleTimeout
+from rig import ConsoleTimeout
 
 
 @pytest.mark.requires("power", "console")

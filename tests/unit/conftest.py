@@ -1,22 +1,9 @@
-"""Helpers shared by the framework's own tests."""
+"""Fixtures shared by the framework's own tests (helpers to import are in helpers.py)."""
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import pyvisa
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"):
-    """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)  # sleep-ok: polling interval of a deadline-bounded wait
 
 
 @pytest.fixture
@@ -25,13 +12,6 @@ def rm() -> Iterator[pyvisa.ResourceManager]:
     manager = pyvisa.ResourceManager("@py")
     yield manager
     manager.close()
-
-
-def open_visa(rm: pyvisa.ResourceManager, resource: str, timeout_ms: int = 2000):
-    """The SCPI supply at `resource`, with the double's newline terminations."""
-    return rm.open_resource(
-        resource, read_termination="\n", write_termination="\n", timeout=timeout_ms
-    )
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Deployments as the partner sees them: their records, history, listing and cancel.
 
 Every state change of a deployment goes through `_move`, which asks the state machine
-(deploy_states) and appends the history entry in the same transaction.
+(rig.ota.states) and appends the history entry in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,22 @@ from rig.ota.service.associations import Associations
 from rig.ota.service.errors import conflict, invalid, not_found
 from rig.ota.service.paging import PageRequest, paged
 from rig.ota.service.store import now_ms
+
+
+def judge(deployment_id: str, current: str, new: str) -> ds.Move:
+    """'same' (a repeat: no history entry), 'move', or 'retry' (a new attempt); else 409."""
+    verdict = ds.move(current, new)
+    if verdict is not None:
+        return verdict
+    if current in ds.TERMINAL and current not in ds.RETRYABLE:
+        raise conflict(
+            f"deployment {deployment_id} already ended {current}; it cannot move to {new}",
+            "a finished deployment is final: push the image again for a new deployment",
+        )
+    raise conflict(
+        f"deployment {deployment_id} is {current}; it cannot move to {new}",
+        f"from {current} a deployment can move to: {', '.join(ds.allowed_from(current))}",
+    )
 
 
 class Deployments(Associations):
@@ -48,7 +64,7 @@ class Deployments(Associations):
         """Judge and apply one state change, with its history entry (inside a transaction)."""
         row = self.store.one("SELECT * FROM deployments WHERE id=?", [deployment_id])
         assert row is not None
-        verdict = ds.judge(deployment_id, row["state"], state)
+        verdict = judge(deployment_id, row["state"], state)
         attempt = row["attempt"] + (verdict == "retry")
         if state == ds.TIMED_OUT and not reason:
             reason = row["state"]  # the stage that timed out

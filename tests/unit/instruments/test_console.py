@@ -1,0 +1,147 @@
+"""The console driver on real pseudo-terminals and a real TCP socket."""
+
+import contextlib
+import os
+import re
+import socket
+import threading
+import tty
+
+import pytest
+
+from rig.instruments.console import Console, ConsoleError, ConsoleTimeout
+from tests.unit.helpers import wait_until
+
+
+@pytest.fixture
+def pty_pair():
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    yield master, path
+    for fd in (master, slave):
+        with contextlib.suppress(OSError):  # a test may have closed it already
+            os.close(fd)
+
+
+@pytest.fixture
+def console(pty_pair, tmp_path):
+    _, path = pty_pair
+    con = Console(path, log_path=tmp_path / "board.console.log", name="bench-1").open()
+    yield con
+    con.close()
+
+
+def test_expect_returns_the_match_and_logs_every_line_with_a_timestamp(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"boot\r\nfirmware version: 2.4.1\r\npartial")
+    match = console.expect(r"firmware version: (?P<v>\S+)\r\n", timeout=2)
+    assert match.group("v") == "2.4.1"
+    os.write(master, b" line\r\n")
+    console.expect_exact("partial line", timeout=2)
+    wait_until(lambda: "partial line" in console.log_path.read_text(), what="log line")
+    log = console.log_path.read_text()
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ")
+    lines = log.splitlines()
+    assert all(stamped.match(line) for line in lines), lines
+    assert [line[24:].rstrip("\r") for line in lines[1:]] == [
+        "boot",
+        "firmware version: 2.4.1",
+        "partial line",
+    ]
+
+
+def test_timeout_shows_pattern_tail_and_log_path(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"".join(b"noise %d\r\n" % i for i in range(40)) + b"almost ready\r\n")
+    with pytest.raises(ConsoleTimeout) as caught:
+        console.expect(r"^ready$", timeout=0.3)
+    message = str(caught.value)
+    assert "'^ready$' did not appear within 0.3 s" in message
+    assert "| almost ready" in message
+    assert "| noise 39" in message and "| noise 0\n" not in message  # a tail, not everything
+    assert str(console.log_path) in message
+    assert message.startswith("bench-1: console ")
+
+
+def test_sendline_reaches_the_board(pty_pair, console):
+    master, _ = pty_pair
+    console.sendline("version")
+    got = b""
+    while b"\n" not in got:
+        got += os.read(master, 100)
+    assert got == b"version\r\n"
+    assert ">> version" in console.log_path.read_text()
+
+
+def test_output_between_expects_is_not_lost(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"".join(b"step %03d\r\n" % i for i in range(300)))
+    for i in range(300):
+        console.expect_exact(f"step {i:03d}", timeout=2)
+
+
+def test_missing_port_is_one_clear_error(tmp_path):
+    con = Console(str(tmp_path / "ttyUSB-gone"), name="bench-1")
+    with pytest.raises(ConsoleError) as caught:
+        con.open()
+    message = str(caught.value)
+    assert "bench-1: console" in message and "cannot open it" in message
+    assert "boards.bench-1.console.port" in message
+
+
+def test_vanished_usb_adapter_is_waited_for_and_reopened(tmp_path):
+    """A USB adapter re-enumerating is played by a symlink re-pointed to a new pty: the
+    device node really disappears and a new one appears, as udev's by-id link would."""
+    link = tmp_path / "usb-FTDI-if00-port0"
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    link.symlink_to(os.ttyname(slave))
+    os.close(slave)
+    con = Console(str(link), log_path=tmp_path / "c.log", name="bench-1").open()
+    try:
+        os.write(master, b"before\r\n")
+        con.expect_exact("before", timeout=2)
+        os.close(master)  # the adapter vanishes: reads fail
+        link.unlink()
+        wait_until(lambda: "console port lost" in con.log_path.read_text(), what="loss noticed")
+        master2, slave2 = os.openpty()
+        tty.setraw(slave2)
+        link.symlink_to(os.ttyname(slave2))
+        wait_until(lambda: con.reopened == 1, what="reopen")
+        os.write(master2, b"after\r\n")
+        con.expect_exact("after", timeout=2)
+        os.close(master2)
+        os.close(slave2)
+    finally:
+        con.close()
+    log = (tmp_path / "c.log").read_text()
+    assert log.index("before") < log.index("console port lost") < log.index("reopened")
+
+
+def test_socket_url_console(tmp_path):
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    received = []
+
+    def board():
+        conn, _ = server.accept()
+        with conn:
+            line = b""
+            while not line.endswith(b"\n"):  # TCP may split the line: read it whole
+                chunk = conn.recv(100)
+                if not chunk:
+                    return
+                line += chunk
+            received.append(line)  # answer only once the console is surely open
+            conn.sendall(b"firmware version: 9.9.9\r\n")
+            conn.recv(100)  # stay connected until the console closes: no disconnect race
+
+    thread = threading.Thread(target=board, daemon=True)
+    thread.start()
+    with Console(f"socket://127.0.0.1:{port}", name="remote") as con:
+        con.sendline("version")
+        assert con.expect(r"version: (\S+)\r\n", timeout=3).group(1) == "9.9.9"
+    thread.join(timeout=3)  # the board hangs up once the console has closed
+    server.close()
+    assert received == [b"version\r\n"]

@@ -1,0 +1,144 @@
+"""boards.yaml: every mistake is reported with its file, line and field path."""
+
+from pathlib import Path
+
+import pytest
+
+from rig.cli.main import main as rig_main
+from rig.lab import inventory
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKEN = ROOT / "fixtures" / "boards" / "broken"
+
+# file -> the problems it must produce: (line, field path, words the message must contain)
+CASES = {
+    "bad_syntax.yaml": [(6, "(yaml)", "not valid YAML: expected ',' or ']'")],
+    "unknown_key.yaml": [(5, "boards.emulated.powr", "did you mean 'power'?")],
+    "misspelt_nested_key.yaml": [(7, "boards.bench-1.power.chanel", "did you mean 'channel'?")],
+    "wrong_type.yaml": [(7, "boards.bench-1.power.channel", "expected a whole number, got 'two'")],
+    "missing_device_type.yaml": [(4, "boards.emulated.device_type", "required field")],
+    "duplicate_board.yaml": [(6, "boards.bench-1", "'bench-1' (first defined at line 2)")],
+    "bad_visa_resource.yaml": [(7, "boards.bench-1.power.resource", "not a VISA resource")],
+    "unknown_power_model.yaml": [(7, "boards.bench-1.power.model", "did you mean 'rigol-dp832'?")],
+    "bad_tag.yaml": [(5, "boards.emulated.tags[1]", "'night ly' may hold only letters")],
+    "real_board_without_console.yaml": [(2, "boards.bench-1.console.port", "required for a real")],
+    "bad_baud.yaml": [(6, "boards.bench-1.console.baud", "11520 is not a standard baud rate")],
+    "out_of_range.yaml": [(7, "boards.bench-1.power.volts", "greater than 0, got -3.3")],
+    "bad_link_speed.yaml": [(5, "boards.emulated.link.speed", "'warp' is not one of fast, paced")],
+    "no_boards.yaml": [(3, "boards", "no boards")],
+    "not_a_mapping.yaml": [(1, "(top level)", "expected a mapping with a 'boards:' section")],
+    "remote_ota_without_token.yaml": [(1, "ota.token_env", "environment variable")],
+    "emulated_with_port.yaml": [(5, "boards.emulated.console.port", "comes from the double")],
+    "several_mistakes.yaml": [
+        (3, "boards.emulated.kind", "not one of real, emulated (did you mean 'emulated'?)"),
+        (5, "boards.bench-1.device_type", "required field"),
+        (6, "boards.bench-1.device_typ", "did you mean 'device_type'?"),
+        (7, "boards.bench-1.console.banner", "not a valid regular expression"),
+        (8, "boards.bench-1.power.amps", "expected a number, got 'lots'"),
+    ],
+}  # fmt: skip
+
+
+def test_every_broken_sample_has_expectations():
+    assert sorted(p.name for p in BROKEN.glob("*.yaml")) == sorted(CASES)
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_broken_inventory_names_file_line_and_field(name):
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(BROKEN / name)
+    got = [(p.line, p.path, p.message) for p in caught.value.problems]
+    assert len(got) == len(CASES[name]), f"expected {len(CASES[name])} problems, got {got}"
+    for (line, path, words), (got_line, got_path, got_message) in zip(
+        CASES[name], got, strict=True
+    ):
+        assert (got_line, got_path) == (line, path), got
+        assert words in got_message
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith(f"{BROKEN / name}:{CASES[name][0][0]}: {CASES[name][0][1]}: ")
+
+
+def test_check_command_prints_every_mistake_and_exits_1(capsys):
+    sample = BROKEN / "several_mistakes.yaml"
+    assert rig_main(["boards", "--check", "-f", str(sample)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 5
+    assert all(line.startswith(f"{sample}:") for line in err)
+    assert "Traceback" not in "\n".join(err)
+
+
+def test_check_command_passes_on_the_shipped_inventory(capsys):
+    assert rig_main(["boards", "--check", "-f", str(ROOT / "boards.yaml")]) == 0
+    assert "no problems" in capsys.readouterr().out
+
+
+def test_boards_lists_the_inventory(capsys):
+    assert rig_main(["boards", "-f", str(ROOT / "boards.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "emulated" in out and "blinky" in out and "ci,nightly" in out
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path, capsys):
+    assert rig_main(["boards", "--check", "-f", str(tmp_path / "nope.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "no such file" in err and "--boards-file" in err
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "boards.yaml"
+    evil.write_text("boards: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(evil)
+    assert "not valid YAML" in str(caught.value)
+
+
+@pytest.fixture
+def lab_inventory(tmp_path):
+    path = tmp_path / "boards.yaml"
+    path.write_text(
+        "boards:\n"
+        "  emulated: {kind: emulated, device_type: blinky, tags: [ci]}\n"
+        "  bench-1:\n"
+        "    device_type: blinky\n"
+        "    console: {port: /dev/ttyUSB0}\n"
+        "    power: {resource: 'TCPIP0::psu-1.lab::5025::SOCKET', model: rigol-dp832}\n"
+        "    tags: [nightly, ci]\n"
+    )
+    return inventory.load(path)
+
+
+@pytest.mark.parametrize(
+    ("selector", "expected"),
+    [
+        ("all", ["emulated", "bench-1"]),
+        ("tag:ci", ["emulated", "bench-1"]),
+        ("tag:nightly", ["bench-1"]),
+        ("bench-1, emulated", ["bench-1", "emulated"]),
+        ("emulated,emulated", ["emulated"]),
+    ],
+)
+def test_selectors(lab_inventory, selector, expected):
+    assert lab_inventory.select(selector) == expected
+
+
+@pytest.mark.parametrize(
+    ("selector", "words"),
+    [
+        ("emulatd", "no board named 'emulatd'"),
+        ("bench-2", "did you mean 'bench-1'?"),
+        ("tag:nigthly", "did you mean 'nightly'?"),
+        ("tag:", "names no tag"),
+        (" , ", "--board is empty"),
+    ],
+)
+def test_bad_selectors_say_what_to_do(lab_inventory, selector, words):
+    with pytest.raises(inventory.InventoryError) as caught:
+        lab_inventory.select(selector)
+    assert words in str(caught.value)
+
+
+def test_capabilities_follow_the_inventory(lab_inventory):
+    assert {"power", "console", "tap", "faults"} <= lab_inventory.boards["emulated"].capabilities
+    bench = lab_inventory.boards["bench-1"].capabilities
+    assert "power" in bench and "tap" not in bench and "faults" not in bench
