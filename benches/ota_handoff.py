@@ -40,8 +40,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import pyvisa
 
 from rig.double.control import DoubleControl

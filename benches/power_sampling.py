@@ -22,9 +22,6 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rig.double import scpi_server
 from rig.double.psu import PsuModel

@@ -237,6 +237,6 @@ def test_the_plugin_can_set_up_a_lab_directly_and_again_on_a_kept_folder(tmp_pat
             partner = Partner(ota.base_url)
             assert partner.ok("GET", f"{partner.p}/types")["totalElements"] == 1
             assert partner.ok("GET", f"{partner.p}/pool")["totalElements"] == session + 1
-            for client in common._CLIENTS:
+            for client in common.OPEN_CLIENTS:
                 client.close()
-            common._CLIENTS.clear()
+            common.OPEN_CLIENTS.clear()

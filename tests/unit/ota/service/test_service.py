@@ -27,12 +27,12 @@ REFERENCE_EXPORT = PROFILES / "afBlink_Modulo-1B_UART"  # a real Profile Editor 
 LAB_TOKEN, OTHER_TOKEN = "lab-token-123", "other-token-456"
 PARTNERS = [PartnerAuth("lab", LAB_TOKEN, "lab-account"), PartnerAuth("other", OTHER_TOKEN)]
 MAX_IMAGE_BYTES = 64 * 1024
-_CLIENTS: list[httpx.Client] = []  # closed by the `ota` fixture after each test
+OPEN_CLIENTS: list[httpx.Client] = []  # closed by the `ota` fixture after each test
 
 
 def _client(base_url: str, authorization: str) -> httpx.Client:
     client = httpx.Client(base_url=base_url, headers={"Authorization": authorization}, timeout=10)
-    _CLIENTS.append(client)
+    OPEN_CLIENTS.append(client)
     return client
 
 
@@ -139,8 +139,8 @@ def ota(tmp_path: Path) -> Iterator[LocalService]:
         try:
             yield svc
         finally:
-            while _CLIENTS:
-                _CLIENTS.pop().close()
+            while OPEN_CLIENTS:
+                OPEN_CLIENTS.pop().close()
 
 
 @pytest.fixture

@@ -1,0 +1,81 @@
+"""`rig boards` (list or check the inventory) and `rig double` (run the board double)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rig.errors import RigError
+from rig.lab import inventory
+from rig.report import text_table
+
+
+def _boards_file(args: argparse.Namespace) -> Path:
+    return inventory.find_boards_file(args.boards_file)
+
+
+def cmd_boards(args: argparse.Namespace) -> int:
+    """List the inventory, or with --check only validate it."""
+    path = _boards_file(args)
+    inv = inventory.load(path)
+    names = inv.select(args.board) if args.board else list(inv.boards)
+    if args.check:
+        print(f"{path}: {len(inv.boards)} board(s), no problems")
+        return 0
+    rows = [("BOARD", "KIND", "DEVICE TYPE", "HOST", "POWER", "CONSOLE", "TAGS")]
+    for name in names:
+        board = inv.boards[name]
+        if board.kind == "emulated":
+            power = f"{board.power.model if board.power else 'generic'} (double)"
+            console = "(double)"
+        else:
+            assert board.power is not None
+            power = f"{board.power.model} {board.power.resource} ch{board.power.channel}"
+            console = f"{board.console.port} @{board.console.baud}"
+        tags = ",".join(board.tags) or "-"
+        rows.append((name, board.kind, board.device_type, board.host or "-", power, console, tags))
+    print(text_table.render(rows))
+    return 0
+
+
+def cmd_double(args: argparse.Namespace) -> int:
+    """Run the board double for the emulated boards of the inventory until SIGTERM/Ctrl-C."""
+    from rig.double.runner import serve
+    from rig.lab.double_process import spec_for
+
+    inv = inventory.load(_boards_file(args))
+    names = inv.select(args.board) if args.board else [
+        n for n, b in inv.boards.items() if b.kind == "emulated"
+    ]  # fmt: skip
+    real = [n for n in names if inv.boards[n].kind != "emulated"]
+    if real:
+        raise RigError(f"rig double emulates only boards with kind: emulated; {', '.join(real)} "
+                       "are real boards")  # fmt: skip
+    if not names:
+        raise RigError(f"{inv.path} has no board with kind: emulated")
+    state = Path(args.state_dir) if args.state_dir else None
+    specs = [spec_for(name, inv.boards[name], state) for name in names]
+    return serve(specs, as_json=args.json)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `boards` and `double` to the rig command."""
+
+    def with_inventory(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("-f", "--boards-file", help="boards.yaml to use "
+                         "(default: $RIG_BOARDS_FILE, else the nearest boards.yaml)")  # fmt: skip
+        sub.add_argument("--board", help="a name, a comma list, all, or tag:T")
+
+    boards = commands.add_parser("boards", help="list the lab inventory, or --check it")
+    with_inventory(boards)
+    boards.add_argument(
+        "--check", action="store_true", help="validate only; exit 1 listing every mistake"
+    )
+    boards.set_defaults(run=cmd_boards)
+
+    double = commands.add_parser("double", help="emulate the emulated boards (SCPI + console)")
+    with_inventory(double)
+    double.add_argument("--json", action="store_true",
+                        help="print one JSON object per board once ready")  # fmt: skip
+    double.add_argument("--state-dir", help="folder for the boards' persistent state (flash)")
+    double.set_defaults(run=cmd_double)
