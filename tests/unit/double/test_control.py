@@ -42,17 +42,17 @@ def crash(request: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ControlServer]:
+def control_server() -> Iterator[ControlServer]:
     """One server for the module: closing one takes up to socketserver's 0.5 s poll interval."""
-    server = ControlServer({"ota": ota, "power": power, "echo": echo, "crash": crash})
-    yield server
-    server.close()
+    control_server = ControlServer({"ota": ota, "power": power, "echo": echo, "crash": crash})
+    yield control_server
+    control_server.close()
 
 
 @pytest.fixture
-def raw(server: ControlServer) -> Iterator[socket.socket]:
+def raw(control_server: ControlServer) -> Iterator[socket.socket]:
     """A bare connection, for what DoubleControl would never send."""
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    sock = socket.create_connection(("127.0.0.1", control_server.port), timeout=5)
     yield sock
     sock.close()
 
@@ -110,8 +110,8 @@ def test_a_request_missing_a_field_answers_not_ok(raw):
     assert answer == {"ok": False, "error": "'ota' request lacks the field 'url'"}
 
 
-def test_the_client_raises_control_error_on_refusals(server):
-    client = DoubleControl(server.port)
+def test_the_client_raises_control_error_on_refusals(control_server):
+    client = DoubleControl(control_server.port)
     try:
         assert client.call("ota", board="kettle", url="u") == {"ok": True, "url": "u"}
         with pytest.raises(ControlError) as caught:
@@ -127,26 +127,26 @@ def test_the_client_raises_control_error_on_refusals(server):
         client.close()
 
 
-def test_the_client_raises_control_error_when_the_double_goes_away(server):
-    client = DoubleControl(server.port)
+def test_the_client_raises_control_error_when_the_double_goes_away(control_server):
+    client = DoubleControl(control_server.port)
     try:
         with pytest.raises(ControlError, match="closed its control channel during 'crash'"):
             client.call("crash")
     finally:
         client.close()
-    other = DoubleControl(server.port)  # one broken session leaves the server serving
+    other = DoubleControl(control_server.port)  # one broken session leaves the server serving
     try:
         assert other.call("power") == {"ok": True}
     finally:
         other.close()
 
 
-def test_several_clients_at_once_each_get_their_own_answers(server):
+def test_several_clients_at_once_each_get_their_own_answers(control_server):
     answers: dict[int, list[dict]] = {}
     errors: list[BaseException] = []
 
     def run(client_id: int) -> None:
-        client = DoubleControl(server.port)
+        client = DoubleControl(control_server.port)
         try:
             answers[client_id] = [client.call("echo", client=client_id, n=n) for n in range(50)]
         except BaseException as exc:  # reported by the main thread
@@ -166,8 +166,8 @@ def test_several_clients_at_once_each_get_their_own_answers(server):
 
 
 def test_close_stops_serving():
-    server = ControlServer({})
-    port = server.port
-    server.close()
+    control_server = ControlServer({})
+    port = control_server.port
+    control_server.close()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()

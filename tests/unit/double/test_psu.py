@@ -29,18 +29,18 @@ class Recorder:
 
 
 @pytest.fixture
-def recorder() -> Recorder:
+def outputs() -> Recorder:
     return Recorder()
 
 
 @pytest.fixture
-def generic(recorder: Recorder) -> PsuModel:
-    return PsuModel("generic", on_output=recorder.on_output, draw=recorder.draw)
+def generic(outputs: Recorder) -> PsuModel:
+    return PsuModel("generic", on_output=outputs.on_output, draw=outputs.draw)
 
 
 @pytest.fixture
-def rigol(recorder: Recorder) -> PsuModel:
-    return PsuModel("rigol-dp832", on_output=recorder.on_output, draw=recorder.draw)
+def rigol(outputs: Recorder) -> PsuModel:
+    return PsuModel("rigol-dp832", on_output=outputs.on_output, draw=outputs.draw)
 
 
 def errors(psu: PsuModel) -> list[str]:
@@ -79,7 +79,7 @@ def test_generic_defaults_and_number_formats(generic: PsuModel) -> None:
 )
 def test_generic_long_and_short_forms_act_on_selected_channel(
     generic: PsuModel,
-    recorder: Recorder,
+    outputs: Recorder,
     select: str,
     set_volts: str,
     query_volts: str,
@@ -93,7 +93,7 @@ def test_generic_long_and_short_forms_act_on_selected_channel(
     assert generic.handle(query_output) == "1"
     assert generic.output(2) == (True, 5.0, 1.0)
     assert generic.output(1) == (False, 3.3, 1.0), "another channel changed"
-    assert recorder.calls == [(2, False, 5.0, 1.0), (2, True, 5.0, 1.0)]
+    assert outputs.calls == [(2, False, 5.0, 1.0), (2, True, 5.0, 1.0)]
     assert errors(generic) == []
 
 
@@ -124,7 +124,7 @@ def test_generic_rejects_rigol_channel_syntax(generic: PsuModel) -> None:
     assert generic.output(2) == (False, 3.3, 1.0)
 
 
-def test_rigol_channel_addressed_commands(rigol: PsuModel, recorder: Recorder) -> None:
+def test_rigol_channel_addressed_commands(rigol: PsuModel, outputs: Recorder) -> None:
     rigol.handle(":OUTP CH2,ON")
     assert rigol.handle(":OUTP? CH2") == "ON"
     assert rigol.handle(":OUTP? CH1") == "OFF"
@@ -139,7 +139,7 @@ def test_rigol_channel_addressed_commands(rigol: PsuModel, recorder: Recorder) -
     assert rigol.handle(":meas:curr:dc? ch2") == "0.0125"
     assert rigol.handle(":MEAS:ALL? CH2").split(",")[1:] == ["0.0125", "0.066"]
     assert rigol.handle(":INST:NSEL?") == "1", "channel-addressed commands must not select"
-    assert recorder.calls == [(2, True, 3.3, 1.0), (2, True, 5.25, 1.0), (2, True, 5.25, 0.5)]
+    assert outputs.calls == [(2, True, 3.3, 1.0), (2, True, 5.25, 1.0), (2, True, 5.25, 0.5)]
     assert errors(rigol) == []
 
 
@@ -206,23 +206,23 @@ def test_cls_clears_errors_and_queue_overflow_is_reported(generic: PsuModel) -> 
     assert generic.handle("SYST:ERR?") == NO_ERROR
 
 
-def test_rst_turns_outputs_off_and_restores_defaults(rigol: PsuModel, recorder: Recorder) -> None:
+def test_rst_turns_outputs_off_and_restores_defaults(rigol: PsuModel, outputs: Recorder) -> None:
     rigol.handle(":OUTP CH1,ON")
     rigol.handle(":SOUR3:VOLT 9")
     rigol.handle(":INST:NSEL 3")
-    recorder.calls.clear()
+    outputs.calls.clear()
     rigol.handle("*RST")
     assert [rigol.output(ch) for ch in (1, 2, 3)] == [(False, 3.3, 1.0)] * 3
     assert rigol.handle(":INST:NSEL?") == "1"
-    assert recorder.calls == [(1, False, 3.3, 1.0), (3, False, 3.3, 1.0)], "only changed channels"
+    assert outputs.calls == [(1, False, 3.3, 1.0), (3, False, 3.3, 1.0)], "only changed channels"
 
 
-def test_callback_only_on_real_change(generic: PsuModel, recorder: Recorder) -> None:
+def test_callback_only_on_real_change(generic: PsuModel, outputs: Recorder) -> None:
     generic.handle("OUTP ON")
     generic.handle("OUTP ON")
     generic.handle("VOLT 3.3")
     generic.handle("OUTP OFF")
-    assert recorder.calls == [(1, True, 3.3, 1.0), (1, False, 3.3, 1.0)]
+    assert outputs.calls == [(1, True, 3.3, 1.0), (1, False, 3.3, 1.0)]
 
 
 def test_semicolon_joins_commands_and_replies(generic: PsuModel) -> None:
@@ -240,8 +240,8 @@ def test_diag_delay_applies_to_next_query_only(generic: PsuModel) -> None:
     assert time.monotonic() - started >= 0.2, "handle() must hold the reply back"
 
 
-def test_concurrent_clients_leave_board_in_supply_state(recorder: Recorder) -> None:
-    psu = PsuModel("generic", on_output=recorder.on_output)
+def test_concurrent_clients_leave_board_in_supply_state(outputs: Recorder) -> None:
+    psu = PsuModel("generic", on_output=outputs.on_output)
 
     def toggle(state: str) -> None:
         for _ in range(300):
@@ -253,5 +253,5 @@ def test_concurrent_clients_leave_board_in_supply_state(recorder: Recorder) -> N
     for thread in threads:
         thread.join()
     final_on = psu.handle("OUTP?") == "1"
-    assert recorder.calls[-1][1] is final_on, "the board saw a different last state than the PSU"
-    assert all(a[1] != b[1] for a, b in zip(recorder.calls, recorder.calls[1:], strict=False))
+    assert outputs.calls[-1][1] is final_on, "the board saw a different last state than the PSU"
+    assert all(a[1] != b[1] for a, b in zip(outputs.calls, outputs.calls[1:], strict=False))

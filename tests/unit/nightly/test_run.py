@@ -395,7 +395,7 @@ LAB = lab_yaml()
 
 
 @pytest.fixture
-def lab_dir(tmp_path, monkeypatch):
+def nightly_dir(tmp_path, monkeypatch):
     for name in ("RIG_BOARD", "RIG_BOARDS_FILE", "RIG_ALLURE"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "boards.yaml").write_text(LAB)
@@ -404,7 +404,7 @@ def lab_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_plan_defaults_to_one_worker_per_board_at_most_the_cpus(lab_dir, monkeypatch):
+def test_plan_defaults_to_one_worker_per_board_at_most_the_cpus(nightly_dir, monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     checked = plan(NightlyOptions(suite=Path("suite")), {})
     assert checked.boards == list(BOARDS) and checked.workers == 2
@@ -412,15 +412,15 @@ def test_plan_defaults_to_one_worker_per_board_at_most_the_cpus(lab_dir, monkeyp
     assert checked.boards == ["emulated-c"] and checked.workers == 1
 
 
-def test_bad_board_is_one_line_with_did_you_mean_and_exit_2(lab_dir, capsys):
+def test_bad_board_is_one_line_with_did_you_mean_and_exit_2(nightly_dir, capsys):
     assert main(["nightly", "--board", "emulatd-b", "--suite", "suite"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("rig nightly: --board emulatd-b: no board named 'emulatd-b'")
     assert "(did you mean 'emulated-b'?)" in err and err.count("\n") == 1
-    assert not (lab_dir / "reports").exists()  # nothing started
+    assert not (nightly_dir / "reports").exists()  # nothing started
 
 
-def test_missing_suite_is_one_line_and_exit_2(lab_dir, capsys):
+def test_missing_suite_is_one_line_and_exit_2(nightly_dir, capsys):
     assert main(["nightly"]) == 2
     err = capsys.readouterr().err
     assert err == (
@@ -429,16 +429,17 @@ def test_missing_suite_is_one_line_and_exit_2(lab_dir, capsys):
     )
 
 
-def test_bad_workers_and_allure_are_usage_errors(lab_dir, capsys):
+def test_bad_workers_and_allure_are_usage_errors(nightly_dir, capsys):
     assert main(["nightly", "--suite", "suite", "--workers", "0"]) == 2
-    assert main(["nightly", "--suite", "suite", "--allure", str(lab_dir / "no-allure")]) == 2
+    assert main(["nightly", "--suite", "suite", "--allure", str(nightly_dir / "no-allure")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "rig nightly: --workers 0: give 1 or more"
-    assert err[1].startswith(f"rig nightly: --allure {lab_dir / 'no-allure'}: no such executable")
+    missing = nightly_dir / "no-allure"
+    assert err[1].startswith(f"rig nightly: --allure {missing}: no such executable")
 
 
-def test_a_broken_inventory_is_reported_like_rig_boards(lab_dir, capsys):
-    (lab_dir / "boards.yaml").write_text("boards:\n  x: {kind: emulatd, device_type: blinky}\n")
+def test_a_broken_inventory_is_reported_like_rig_boards(nightly_dir, capsys):
+    (nightly_dir / "boards.yaml").write_text("boards:\n  x: {kind: emulatd, device_type: blinky}\n")
     assert main(["nightly", "--suite", "suite"]) == 1
     assert "boards.yaml:2: boards.x.kind: 'emulatd' is not one of" in capsys.readouterr().err
 

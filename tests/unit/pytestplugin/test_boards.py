@@ -46,14 +46,14 @@ def test_without_board():
 
 
 @pytest.fixture
-def lab_dir(pytester, rig_env):
+def inner_lab(pytester, rig_env):
     pytester.makefile(".yaml", boards=TWO_BOARDS)
     pytester.makepyfile(test_boards=BOARD_TESTS)
     return pytester
 
 
-def test_each_selected_board_runs_each_board_test(lab_dir):
-    result = lab_dir.runpytest("--board", "alpha,bravo", "-v", "-rs")
+def test_each_selected_board_runs_each_board_test(inner_lab):
+    result = inner_lab.runpytest("--board", "alpha,bravo", "-v", "-rs")
     result.assert_outcomes(passed=5, skipped=2)
     result.stdout.fnmatch_lines(
         [
@@ -65,23 +65,24 @@ def test_each_selected_board_runs_each_board_test(lab_dir):
     )
 
 
-def test_tag_selector(lab_dir):
-    result = lab_dir.runpytest("--board", "tag:nightly", "-v", "-k", "boots")
+def test_tag_selector(inner_lab):
+    result = inner_lab.runpytest("--board", "tag:nightly", "-v", "-k", "boots")
     result.assert_outcomes(passed=1, deselected=3)
     result.stdout.fnmatch_lines(["*test_boots?bravo? PASSED*"])
 
 
-def test_misspelt_board_is_a_usage_error_not_a_traceback(lab_dir):
-    result = lab_dir.runpytest("--board", "alhpa")
+def test_misspelt_board_is_a_usage_error_not_a_traceback(inner_lab):
+    result = inner_lab.runpytest("--board", "alhpa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     text = result.stderr.str()
     assert "no board named 'alhpa'" in text and "did you mean 'alpha'?" in text
     assert "Traceback" not in text + result.stdout.str()
 
 
-def test_broken_inventory_is_reported_with_file_and_line(lab_dir):
-    lab_dir.makefile(".yaml", boards="boards:\n  alpha:\n    kind: emulated\n    devise_type: x\n")
-    result = lab_dir.runpytest("--board", "alpha")
+def test_broken_inventory_is_reported_with_file_and_line(inner_lab):
+    broken = "boards:\n  alpha:\n    kind: emulated\n    devise_type: x\n"
+    inner_lab.makefile(".yaml", boards=broken)
+    result = inner_lab.runpytest("--board", "alpha")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*boards.yaml:4: boards.alpha.devise_type: unknown key 'devise_type'*did you mean*"]
@@ -95,13 +96,13 @@ def test_tests_without_a_board_need_no_inventory(pytester, monkeypatch):
     result.assert_outcomes(passed=1)
 
 
-def test_a_held_board_makes_the_second_run_wait_then_name_the_holder(lab_dir, tmp_path):
-    inv = inventory.load(lab_dir.path / "boards.yaml")
+def test_a_held_board_makes_the_second_run_wait_then_name_the_holder(inner_lab, tmp_path):
+    inv = inventory.load(inner_lab.path / "boards.yaml")
     key = Lab(inv, log_dir=tmp_path, state_dir=tmp_path).lock_key("alpha")
     held = BoardLock(key, board="alpha", lock_dir=tmp_path / "locks")
     held.acquire(1)
     try:
-        result = lab_dir.runpytest("--board", "alpha", "--lock-timeout", "0.3", "-k", "boots")
+        result = inner_lab.runpytest("--board", "alpha", "--lock-timeout", "0.3", "-k", "boots")
     finally:
         held.release()
     result.assert_outcomes(errors=1)
@@ -139,13 +140,13 @@ def test_board_that_cannot_be_set_up_fails_fast_with_one_message(pytester, monke
     assert "Traceback" not in text
 
 
-def test_each_board_stays_on_one_xdist_worker(lab_dir):
-    lab_dir.makepyfile(
+def test_each_board_stays_on_one_xdist_worker(inner_lab):
+    inner_lab.makepyfile(
         test_more="\n".join(
             f"def test_banner_{i}(board):\n    assert board.boot(timeout_s=5)\n" for i in range(4)
         )
     )
-    result = lab_dir.runpytest_subprocess("--board", "alpha,bravo", "-n", "2", "-v")
+    result = inner_lab.runpytest_subprocess("--board", "alpha,bravo", "-n", "2", "-v")
     result.assert_outcomes(passed=13, skipped=2)
     workers: dict[str, set[str]] = {"alpha": set(), "bravo": set()}
     for line in result.stdout.lines:
@@ -155,8 +156,8 @@ def test_each_board_stays_on_one_xdist_worker(lab_dir):
     assert all(len(used) == 1 for used in workers.values()), workers
 
 
-def test_a_failed_test_does_not_cascade_into_the_next(lab_dir):
-    lab_dir.makepyfile(
+def test_a_failed_test_does_not_cascade_into_the_next(inner_lab):
+    inner_lab.makepyfile(
         test_cascade="""
 def test_breaks_the_board(board):
     board.power.off()
@@ -168,7 +169,7 @@ def test_next_finds_it_running(board):
     board.console.expect(r"firmware version: \\S+\\r?\\n", timeout=3)
 """
     )
-    result = lab_dir.runpytest("--board", "alpha", "test_cascade.py")
+    result = inner_lab.runpytest("--board", "alpha", "test_cascade.py")
     result.assert_outcomes(passed=1, failed=1)
-    log = next((lab_dir.path / ".rig" / "logs").glob("*/alpha.console.log")).read_text()
+    log = next((inner_lab.path / ".rig" / "logs").glob("*/alpha.console.log")).read_text()
     assert "recovering after a failed test" in log

@@ -45,14 +45,14 @@ def test_fails_on_its_own(board, measure):
 
 
 @pytest.fixture
-def bench(pytester, rig_env):
+def inner_lab(pytester, rig_env):
     pytester.makefile(".yaml", boards=BOARDS)
     return pytester
 
 
-def run(bench, tmp_path, *args):
+def run(inner_lab, tmp_path, *args):
     out = tmp_path / "out"
-    result = bench.runpytest(
+    result = inner_lab.runpytest(
         "--junitxml", str(out / "junit.xml"), "--alluredir", str(out / "allure"),
         "--rig-report-dir", str(out / "rig"), "-p", "no:cacheprovider", *args,
     )  # fmt: skip
@@ -72,9 +72,9 @@ def junit_properties(out: Path, name: str) -> dict[str, str]:
     return {p.get("name"): p.get("value") for p in case.iter("property")}
 
 
-def test_out_of_limit_values_fail_the_test_at_its_end_all_listed(bench, tmp_path):
-    bench.makepyfile(test_m=TESTS)
-    result, _ = run(bench, tmp_path, "--board", "alpha")
+def test_out_of_limit_values_fail_the_test_at_its_end_all_listed(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_m=TESTS)
+    result, _ = run(inner_lab, tmp_path, "--board", "alpha")
     result.assert_outcomes(passed=1, failed=2)
     text = result.stdout.str()
     assert "2 measurement(s) out of limits:" in text
@@ -84,9 +84,9 @@ def test_out_of_limit_values_fail_the_test_at_its_end_all_listed(bench, tmp_path
     assert "the test's own failure" in text
 
 
-def test_every_measurement_goes_to_the_json_sidecar(bench, tmp_path):
-    bench.makepyfile(test_m=TESTS)
-    _, out = run(bench, tmp_path, "--board", "alpha")
+def test_every_measurement_goes_to_the_json_sidecar(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_m=TESTS)
+    _, out = run(inner_lab, tmp_path, "--board", "alpha")
     records = sidecars(out)
     assert set(records) == {
         "test_in_limits[alpha]", "test_out_of_limits[alpha]", "test_fails_on_its_own[alpha]"
@@ -104,18 +104,18 @@ def test_every_measurement_goes_to_the_json_sidecar(bench, tmp_path):
     assert "2 measurement(s) out of limits" in failed["message"]
 
 
-def test_measurements_and_board_are_junit_properties(bench, tmp_path):
-    bench.makepyfile(test_m=TESTS)
-    _, out = run(bench, tmp_path, "--board", "alpha")
+def test_measurements_and_board_are_junit_properties(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_m=TESTS)
+    _, out = run(inner_lab, tmp_path, "--board", "alpha")
     props = junit_properties(out, "test_out_of_limits[alpha]")
     assert props["board"] == "alpha"
     assert props["measure:first"] == "10 mA [≤ 5] FAIL"
     assert props["measure:fine"] == "1 mA [≤ 5] PASS"
 
 
-def test_allure_results_carry_labels_parameters_and_attachments(bench, tmp_path):
-    bench.makepyfile(test_m=TESTS)
-    _, out = run(bench, tmp_path, "--board", "alpha")
+def test_allure_results_carry_labels_parameters_and_attachments(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_m=TESTS)
+    _, out = run(inner_lab, tmp_path, "--board", "alpha")
     results = [json.loads(p.read_text()) for p in (out / "allure").glob("*-result.json")]
     result = next(r for r in results if r["name"] == "test_in_limits[alpha]")
     labels = {(lb["name"], lb["value"]) for lb in result["labels"]}
@@ -131,16 +131,16 @@ def test_allure_results_carry_labels_parameters_and_attachments(bench, tmp_path)
     assert "test_out_of_limits" not in console and "test_fails_on_its_own" not in console
 
 
-def test_a_board_that_cannot_boot_is_out_of_the_run_and_the_others_go_on(bench, tmp_path):
-    bench.makefile(".yaml", boards=BOARDS.replace(
+def test_a_board_that_cannot_boot_is_out_of_the_run_and_the_others_go_on(inner_lab, tmp_path):
+    inner_lab.makefile(".yaml", boards=BOARDS.replace(
         "double: {firmware_version: 2.0.3}", "double: {firmware_version: 2.0.3, min_volts: 5.0}"
     ))  # fmt: skip  (bravo's supply is below its brown-out level: it never shows a banner)
-    bench.makepyfile(test_b="""
+    inner_lab.makepyfile(test_b="""
         def test_one(board): assert board.firmware
         def test_two(board): assert board.firmware
         def test_three(board): assert board.firmware
     """)
-    result, out = run(bench, tmp_path, "--board", "alpha,bravo", "-rs")
+    result, out = run(inner_lab, tmp_path, "--board", "alpha,bravo", "-rs")
     result.assert_outcomes(passed=3, errors=1, skipped=2)
     text = result.stdout.str()
     assert "first boot of bravo failed on all 2 attempts" in text
@@ -153,15 +153,15 @@ def test_a_board_that_cannot_boot_is_out_of_the_run_and_the_others_go_on(bench, 
     assert alpha["broken"] is None and alpha["boot_time_s"] > 0
 
 
-def test_a_board_that_fails_its_recovery_is_out_of_the_run(bench, tmp_path):
-    bench.makepyfile(test_c="""
+def test_a_board_that_fails_its_recovery_is_out_of_the_run(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_c="""
         def test_breaks_it(board):
             board.power.set_volts(2.0)  # below its brown-out level: no boot from now on
             assert False, "left the board browned out"
         def test_next(board): pass
         def test_after(board): pass
     """)
-    result, out = run(bench, tmp_path, "--board", "alpha", "-rs")
+    result, out = run(inner_lab, tmp_path, "--board", "alpha", "-rs")
     result.assert_outcomes(failed=1, errors=1, skipped=1)
     text = result.stdout.str()
     assert "board 'alpha' is broken: no good boot after a failed test" in text
@@ -175,8 +175,8 @@ def test_a_board_that_fails_its_recovery_is_out_of_the_run(bench, tmp_path):
     assert alpha["firmware_after"] is None
 
 
-def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(bench, tmp_path):
-    bench.makepyfile(test_f="""
+def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(inner_lab, tmp_path):
+    inner_lab.makepyfile(test_f="""
         from rig.errors import RigError
         from rig.flaky import retry_flaky
 
@@ -196,7 +196,7 @@ def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(bench, tmp_p
             assert len(runs) == 1
             raise AssertionError("firmware bug")
     """)
-    result, out = run(bench, tmp_path, "--board", "alpha")
+    result, out = run(inner_lab, tmp_path, "--board", "alpha")
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("firmware bug") >= 1
     records = sidecars(out)
@@ -208,24 +208,24 @@ def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(bench, tmp_p
     assert props["flaky:read supply#2"] == "ok after retry"
 
 
-def test_an_instrument_that_does_not_answer_takes_its_board_out_of_the_run(bench, tmp_path):
+def test_an_instrument_that_does_not_answer_takes_its_board_out_of_the_run(inner_lab, tmp_path):
     """A real board whose supply accepts the connection but never answers (a hung LXI stack):
     a real pseudo-terminal for its console and a real, silent TCP listener for its supply."""
     master, slave = os.openpty()
     silent = socket.create_server(("127.0.0.1", 0))
     port = silent.getsockname()[1]
     try:
-        bench.makefile(".yaml", boards=BOARDS.replace("boards:\n", f"""boards:
+        inner_lab.makefile(".yaml", boards=BOARDS.replace("boards:\n", f"""boards:
   bench-7:
     device_type: blinky
     console: {{port: {os.ttyname(slave)}}}
     power: {{resource: "TCPIP0::127.0.0.1::{port}::SOCKET", timeout_s: 0.5}}
 """, 1))  # fmt: skip
-        bench.makepyfile(test_i="""
+        inner_lab.makepyfile(test_i="""
             def test_one(board): assert board.firmware
             def test_two(board): assert board.firmware
         """)
-        result, out = run(bench, tmp_path, "--board", "bench-7,alpha", "-rs")
+        result, out = run(inner_lab, tmp_path, "--board", "bench-7,alpha", "-rs")
     finally:
         silent.close()
         os.close(master)
@@ -233,8 +233,8 @@ def test_an_instrument_that_does_not_answer_takes_its_board_out_of_the_run(bench
     result.assert_outcomes(passed=2, errors=1, skipped=1)
     assert "nothing answered *IDN? within 0.5 s" in result.stdout.str()
     result.stdout.fnmatch_lines(["SKIPPED * board 'bench-7' is out of this run: *"])
-    bench = json.loads((out / "rig" / "boards" / "bench-7.json").read_text())
-    assert "nothing answered *IDN?" in bench["broken"]
+    inner_lab = json.loads((out / "rig" / "boards" / "bench-7.json").read_text())
+    assert "nothing answered *IDN?" in inner_lab["broken"]
 
 
 REPO = Path(__file__).resolve().parents[3]
@@ -256,16 +256,16 @@ def _attachments(entry: dict) -> list[str]:
     return names
 
 
-def test_a_pipeline_run_becomes_allure_steps_pictures_and_measurements(bench, tmp_path):
+def test_a_pipeline_run_becomes_allure_steps_pictures_and_measurements(inner_lab, tmp_path):
     """The pipeline only emits (rig.steps): the plugin turns its stages into Allure steps, its
     outcome into pictures, and the test's record into measurements and deployments."""
     profile = REPO / "fixtures" / "profiles" / "blinky.yaml"
     image = REPO / "firmware_samples" / "blinky-app-1.1.0.rigimg"
-    bench.makefile(".yaml", boards=BOARDS.replace(
+    inner_lab.makefile(".yaml", boards=BOARDS.replace(
         "    double: {firmware_version: 1.1.0}",
         f"    double: {{firmware_version: 1.0.0}}\n    profile: {profile}", 1,
     ))  # fmt: skip
-    bench.makepyfile(test_o=f"""
+    inner_lab.makepyfile(test_o=f"""
         from pathlib import Path
 
         def test_update(board, pipeline, ota_target, handoff):
@@ -273,7 +273,7 @@ def test_a_pipeline_run_becomes_allure_steps_pictures_and_measurements(bench, tm
                                until="SUCCEEDED", board=board, handoff=handoff)
             assert run.deployment["state"] == "SUCCEEDED"
     """)  # fmt: skip
-    result, out = run(bench, tmp_path, "--board", "alpha")
+    result, out = run(inner_lab, tmp_path, "--board", "alpha")
     result.assert_outcomes(passed=1)
     results = [json.loads(p.read_text()) for p in (out / "allure").glob("*-result.json")]
     entry = next(r for r in results if r["name"] == "test_update[alpha]")
