@@ -1,10 +1,15 @@
 """The emulated ASR: the device's cloud side, handing OTA images to the MCU.
 
-While the board has power it checks in with the OTA service as its device, takes the next
-deployment, downloads the image with HTTP Range (so an interrupted download resumes), runs the
-handoff of DESIGN §3 with the MCU over the link, and reports every state change back. It
-forwards the MCU's version attribute to the service; that write is the only success signal.
-It forwards the MCU's reset reason (attribute 65019) the same way.
+At power-on it runs the boot handshake afLib waits for (af_lib.c): REBOOTED, its reboot reason
+(65019, a string whose code says power-on, brown-out or software reset), its firmware version
+(2003), LINKED, INITIALIZED. It answers every SET and GET of the MCU's at once, as afLib
+expects (1206: its capabilities; 65012 = 1: it reboots). While the board has power it checks
+in with the OTA service as its device, takes the next deployment, downloads the image with HTTP
+Range (so an interrupted download resumes), hands it over as afLib's reference receiver
+expects (every step an UPDATE tunnelled on 1098, answers paired by attribute and state, never
+by request id), and reports every state change back. It forwards the MCU's SET of its version
+attribute to the service; that write is the only success signal. Its reboot reason goes to the
+service too.
 
 Interruptions: a real ASR keeps its OTA job across a reboot, so this one keeps the deployment in
 flight in a small JSON file (`AsrMemory`, the board's state folder). When it boots (power-on, or
@@ -30,6 +35,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +44,13 @@ from rig.double.spec import AsrTimeouts
 from rig.ota.client import DeviceClient, OtaClientError
 from rig.ota.states import TERMINAL
 from rig.protocol import aflib
-from rig.protocol.aflib import Message, MsgType, OtaInfo, OtaState
+from rig.protocol.aflib import AsrState, Message, MsgType, OtaInfo, OtaState, RebootCode
 
 __all__ = ["Asr", "AsrMemory", "AsrTimeouts"]
 
 DOWNLOAD_CHUNK = 64 * 1024
+#: The firmware version the emulated ASR announces (above 0x5062: afLib waits for INITIALIZED).
+ASR_FIRMWARE_VERSION = 0x7001
 # After a STOP before the last chunk was sent: how long the MCU's VERIFY (or FAIL) may take to
 # follow. It does when a resumed transfer already had every byte; else the MCU stopped early.
 STOP_GRACE_S = 1.0
@@ -122,13 +130,17 @@ class Asr:
         self._backlog: list[Message] = []  # the MCU's own reports that arrived out of turn
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._request_id = 0
+        self._reboot_reason = aflib.reboot_reason(RebootCode.POWER_ON)
+        self._reason_told = False  # the service has heard the reboot reason of this boot
+        self._stale: dict[int, int] = {}  # answers owed to notifications nobody waits for
 
     def connect(self, device: DeviceClient | None) -> None:
         """Give the ASR its identity at the OTA service (None: it stays offline)."""
         self.device = device
 
-    def start(self) -> None:
+    def start(self, reboot: RebootCode = RebootCode.POWER_ON) -> None:
+        """Power-on: the boot handshake goes out first, then the OTA loop runs."""
+        self._boot(reboot)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="asr", daemon=True)
         self._thread.start()
@@ -146,22 +158,48 @@ class Asr:
         except aflib.ProtocolError as exc:
             self._log(f"ASR: undecodable message from the MCU: {exc}")
 
+    def _boot(self, reboot: RebootCode) -> None:
+        """What afLib waits for before the MCU may speak (a fresh MCU or a rebooted ASR)."""
+        self._reboot_reason, self._reason_told = aflib.reboot_reason(reboot), False
+        for message in (
+            aflib.asr_state(AsrState.REBOOTED),
+            aflib.notification(aflib.REBOOT_REASON, self._reboot_reason.encode()),
+            aflib.asr_version(ASR_FIRMWARE_VERSION),
+            aflib.asr_state(AsrState.LINKED),
+            aflib.asr_state(AsrState.INITIALIZED),
+        ):
+            self._send(aflib.encode(message), None)
+
     def capabilities(self) -> bytes:
         """Attribute 1206 as this ASR holds it (bit 0x80: it can hand images to the MCU)."""
         return bytes([0 if self.faults.no_ota_capability else aflib.MCU_OTA_CAPABLE_BIT])
 
     def _next_message(self, timeout: float) -> Message | None:
-        """The MCU's next message; version and reset-reason reports go to the service on the
-        way."""
+        """The MCU's next message. Its SETs and GETs are answered on the way (afLib holds its
+        queue until they are), and its version reports go to the service."""
         try:
             message = self.inbox.get(timeout=timeout)
         except queue.Empty:
             return None
-        if message.type == MsgType.UPDATE and 2101 <= message.attr_id <= 2200:
-            self._forward_version(message)
-        elif message.type == MsgType.UPDATE and message.attr_id == aflib.REBOOT_REASON:
-            self._forward(aflib.REBOOT_REASON, message.value[0] if message.value else 0)
+        if message.type == MsgType.GET:
+            self._answer_get(message)
+        elif message.type == MsgType.SET:
+            if message.attr_id == aflib.SYSTEM_COMMAND and message.value[:1] == bytes(
+                [aflib.COMMAND_REBOOT]
+            ):
+                raise _Reboot("on the MCU's request (65012 = reboot)")
+            self._send(aflib.encode(aflib.answer(message)), None)
+            if aflib.ota_type_of(message.attr_id) is not None:
+                self._forward_version(message)
         return message
+
+    def _answer_get(self, message: Message) -> None:
+        if message.attr_id == aflib.ASR_CAPABILITIES:
+            answer = aflib.answer(message, self.capabilities())
+        else:  # an attribute this ASR does not hold
+            unknown = aflib.UpdateState.UNKNOWN_UUID
+            answer = replace(aflib.answer(message, b""), state=unknown)
+        self._send(aflib.encode(answer), None)
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -172,6 +210,9 @@ class Asr:
                     pass  # idle: forward what the MCU reports (its version at boot)
                 if self._stop.wait(self.timeouts.checkin_s) or self.device is None:
                     continue
+                if not self._reason_told:
+                    self._reason_told = True
+                    self._forward(aflib.REBOOT_REASON, self._reboot_reason)
                 self._recover()
                 offer = self.device.checkin({t: str(v) for t, v in self.versions.items()})
                 if offer:
@@ -191,11 +232,12 @@ class Asr:
         """RAM and the link start afresh; the job in memory survives (reported by _recover)."""
         self._log(f"ASR: rebooting {why} (fault injected)")
         self.reboots += 1
-        self.versions, self._backlog, self._request_id = {}, [], 0
+        self.versions, self._backlog, self._stale = {}, [], {}
         self._boot_cause = "ASR reboot"
         if self._on_reboot is not None:
             self._on_reboot()
         self._drain()
+        self._boot(RebootCode.SOFTWARE)
 
     def _recover(self) -> None:
         """A job in memory is an attempt that broke off: say how it ended, once."""
@@ -235,7 +277,7 @@ class Asr:
         })  # fmt: skip
         capabilities = self.capabilities()
         if not aflib.mcu_ota_capable(capabilities):
-            detail = (f"the ASR's capabilities (attribute {aflib.AF_ASR_CAPABILITIES}) are "
+            detail = (f"the ASR's capabilities (attribute {aflib.ASR_CAPABILITIES}) are "
                       f"{capabilities.hex()}: bit 0x80 (MCU OTA) is not set")  # fmt: skip
             self._report(deployment, "DECLINED", reason="no MCU OTA capability", detail=detail)
             return
@@ -267,7 +309,8 @@ class Asr:
         type_, version_id, size = int(offer["type"]), int(offer["versionNumber"]), len(image)
         self._drain()
         begin = OtaInfo(OtaState.TRANSFER_BEGIN, ota_type=type_, size=size, version_id=version_id)
-        answer = self._ask(aflib.AF_MCU_OTA_INFO, begin.encode(), "offer", self.timeouts.offer)
+        answer = self._ask(aflib.AF_MCU_OTA_INFO, begin.encode(), "offer", self.timeouts.offer,
+                           states=(OtaState.TRANSFER_BEGIN, OtaState.IDLE))  # fmt: skip
         if OtaInfo.decode(answer.value).state != OtaState.TRANSFER_BEGIN:
             self._report(deployment, "DECLINED", detail="the MCU answered BEGIN with IDLE")
             return "declined by the MCU"
@@ -277,8 +320,7 @@ class Asr:
             return "the MCU stopped the transfer"
         self._report(deployment, "TRANSFERRED", bytes=size, total=size)
         verify = self._await(
-            lambda m: m.attr_id == aflib.AF_MCU_OTA_INFO
-            and OtaInfo.decode(m.value).state in (OtaState.VERIFY_SIGNATURE, OtaState.FAIL),
+            lambda m: _info_in(m, OtaState.VERIFY_SIGNATURE, OtaState.FAIL),
             "verify", self.timeouts.verify,
         )  # fmt: skip
         if OtaInfo.decode(verify.value).state == OtaState.FAIL:
@@ -305,16 +347,15 @@ class Asr:
         attribute = aflib.version_attribute(type_)
         try:
             report = self._await(
-                lambda m: (m.attr_id == attribute)
-                or (m.attr_id == aflib.AF_MCU_OTA_INFO
-                    and OtaInfo.decode(m.value).state == OtaState.FAIL),
+                lambda m: (m.attr_id == attribute and m.type == MsgType.SET)
+                or _info_in(m, OtaState.FAIL),
                 "version", self.timeouts.version,
             )  # fmt: skip
         except _Timeout:
             self._report(deployment, "APPLY_FAILED", reason="no version report",
                          detail=f"attribute {attribute} was not written after APPLY")  # fmt: skip
             return "apply failed"
-        if report.attr_id != attribute or _version_of(report.value) != version_id:
+        if report.attr_id != attribute or aflib.version_of(report.value) != version_id:
             self._report(deployment, "APPLY_FAILED", reason="MCU reported FAIL after APPLY")
             return "apply failed"
         self._report(deployment, "SUCCEEDED", detail=f"attribute {attribute} = {version_id}")
@@ -361,7 +402,9 @@ class Asr:
             return ask(offset + chunk)
         if take("reorder_chunks", index, chunks):
             self._log(f"ASR: chunks {index + 1} and {index} sent swapped (fault injected)")
-            self._request(aflib.AF_MCU_OTA_TRANSFER, value(offset + chunk))  # its answer is lost
+            self._request(aflib.AF_MCU_OTA_TRANSFER, value(offset + chunk))
+            owed = self._stale.get(aflib.AF_MCU_OTA_TRANSFER, 0)
+            self._stale[aflib.AF_MCU_OTA_TRANSFER] = owed + 1  # its answer is not waited for
             return ask(offset)
         if take("duplicate_chunk", index, chunks):
             self._log(f"ASR: chunk {index} sent twice (fault injected)")
@@ -376,8 +419,7 @@ class Asr:
         """After an early STOP: whether the MCU had every byte already (its VERIFY follows)."""
         try:
             message = self._await(
-                lambda m: m.request_id == 0 and m.attr_id == aflib.AF_MCU_OTA_INFO
-                and OtaInfo.decode(m.value).state in (OtaState.VERIFY_SIGNATURE, OtaState.FAIL),
+                lambda m: _info_in(m, OtaState.VERIFY_SIGNATURE, OtaState.FAIL),
                 "verify", min(self.timeouts.verify, STOP_GRACE_S),
             )  # fmt: skip
         except _Timeout:
@@ -387,24 +429,39 @@ class Asr:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def _request(self, attr_id: int, value: bytes, *, flip_at: int | None = None) -> int:
-        """SET without waiting; `flip_at` (an index into `value`): corrupted on the line."""
-        self._request_id = self._request_id % 255 + 1  # 1..255: 0 is the MCU's own reports
-        raw = aflib.encode(Message(MsgType.SET, self._request_id, attr_id, value))
+    def _request(self, attr_id: int, value: bytes, *, flip_at: int | None = None) -> None:
+        """Notify an OTA step without waiting; `flip_at` (an index into `value`): corrupted on
+        the line."""
+        raw = aflib.encode(aflib.notify(attr_id, value))
         self._send(raw, None if flip_at is None else len(raw) - len(value) + flip_at)
-        return self._request_id
 
-    def _ask(self, attr_id: int, value: bytes, stage: str, timeout: float,
-             *, flip_at: int | None = None) -> Message:  # fmt: skip
-        """SET and wait for the MCU's UPDATE with the same request id."""
-        request_id = self._request(attr_id, value, flip_at=flip_at)
-        return self._await(
-            lambda m: m.request_id == request_id and m.attr_id == attr_id, stage, timeout
-        )
+    def _ask(
+        self,
+        attr_id: int,
+        value: bytes,
+        stage: str,
+        timeout: float,
+        *,
+        flip_at: int | None = None,
+        states: tuple[OtaState, ...] = (),
+    ) -> Message:
+        """Notify an OTA step and wait for the MCU's report of the same attribute (in one of
+        `states`, for 1301). Reports owed to notifications nobody waited for go first."""
+        self._request(attr_id, value, flip_at=flip_at)
+        while True:
+            answer = self._await(
+                lambda m: m.type == MsgType.UPDATE and m.attr_id == attr_id
+                and (not states or _info_in(m, *states)),
+                stage, timeout,
+            )  # fmt: skip
+            if not self._stale.get(attr_id):
+                return answer
+            self._stale[attr_id] -= 1
 
     def _await(self, wanted: Callable[[Message], bool], stage: str, timeout: float) -> Message:
-        """The first message `wanted` takes. The MCU's own reports (request id 0) that arrive
-        meanwhile are kept for a later stage; answers to other requests are stale: dropped."""
+        """The first message `wanted` takes. The MCU's 1301 reports that arrive meanwhile are
+        kept for a later stage; other answers are stale: dropped (its version writes have
+        been answered and forwarded on the way: `versions` has them)."""
         for i, message in enumerate(self._backlog):
             if wanted(message):
                 return self._backlog.pop(i)
@@ -419,7 +476,7 @@ class Asr:
                 continue
             if wanted(message):
                 return message
-            if message.request_id == 0:
+            if message.attr_id == aflib.AF_MCU_OTA_INFO:
                 self._backlog = [*self._backlog, message][-MAX_BACKLOG:]
 
     def _drain(self) -> None:
@@ -449,7 +506,7 @@ class Asr:
 
     def _forward_version(self, message: Message) -> None:
         type_ = message.attr_id - aflib.version_attribute(0)
-        self.versions[type_] = _version_of(message.value)
+        self.versions[type_] = aflib.version_of(message.value)
         self._forward(message.attr_id, str(self.versions[type_]))
 
     def _forward(self, attr_id: int, value: object) -> None:
@@ -460,5 +517,11 @@ class Asr:
                 self._log(f"ASR: could not forward attribute {attr_id}: {exc}")
 
 
-def _version_of(value: bytes) -> int:
-    return int.from_bytes(value[:8], "little")
+def _info_in(message: Message, *states: OtaState) -> bool:
+    """Whether `message` is an MCU report of 1301 in one of `states`."""
+    if message.attr_id != aflib.AF_MCU_OTA_INFO or message.type != MsgType.UPDATE:
+        return False
+    try:
+        return OtaInfo.decode(message.value).state in states
+    except aflib.ProtocolError:
+        return False

@@ -18,6 +18,7 @@ from rig.double.faults import Faults
 from rig.double.flash import Flash
 from rig.double.link import Link, NoisyEndpoint
 from rig.double.mcu import EmulatedMcu, ResetReason
+from rig.double.mcu_aflib import McuAfLib
 from rig.double.mcu_ota import RECEIVING, McuOta
 from rig.double.spec import AsrTimeouts, EmulatedBoardSpec
 from rig.double.tap import Tap
@@ -60,6 +61,7 @@ class BoardOta:
         self._link: Link | None = None
         self._asr: Asr | None = None
         self._ota: McuOta | None = None
+        self._aflib: McuAfLib | None = None
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -128,13 +130,10 @@ class BoardOta:
                 self._stop()
 
     def booted(self) -> None:
-        """The firmware is running: it reports its reset reason and versions (afLib does)."""
+        """The firmware is running: its application reports its versions once the ASR is up."""
         with self._lock:
-            if self._ota is None or self._link is None:
-                return
-            reason = self.mcu.reset_reason if self.mcu is not None else ResetReason.POWER_ON
-            for message in self._ota.startup_messages(int(reason)):
-                self._link.send_from_mcu(aflib.encode(message))
+            if self._aflib is not None:
+                self._aflib.booted()
 
     def _transports(self) -> tuple[NoisyEndpoint, NoisyEndpoint]:
         """A fresh pair of afPro ends, behind the board's line noise."""
@@ -147,6 +146,7 @@ class BoardOta:
         mcu_side, asr_side = self._transports()
         self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot,
                            accepted_types=self.image_types, faults=self.faults)  # fmt: skip
+        self._aflib = McuAfLib(self._ota, self._from_mcu, log=self._console)
         asr = Asr(send=self._from_asr, log=self._console, timeouts=self.timeouts,
                   radio_bps=self.radio_bps if self.paced else None, faults=self.faults,
                   memory=self.memory, on_reboot=self._asr_rebooted)  # fmt: skip
@@ -157,11 +157,12 @@ class BoardOta:
         self._asr = asr
         asr.connect(self._device)
         self._link.start()
-        asr.start()
+        reason = self.mcu.reset_reason if self.mcu is not None else ResetReason.POWER_ON
+        asr.start(aflib.RebootCode(int(reason)))  # power went for both: the same cause
 
     def _stop(self) -> None:
         asr, link = self._asr, self._link
-        self._asr = self._link = self._ota = None
+        self._asr = self._link = self._ota = self._aflib = None
         if asr is not None:
             asr.stop()
         if link is not None:
@@ -182,17 +183,21 @@ class BoardOta:
             link.reset_transports(*self._transports())
 
     def _to_mcu(self, raw: bytes) -> None:
-        """A whole message reached the MCU: run its OTA state machine, send its answers."""
-        ota, link = self._ota, self._link
-        if ota is None or link is None:
+        """A whole message reached the MCU: its afLib takes it (and answers through the link)."""
+        afl = self._aflib
+        if afl is None:
             return
         try:
             message = aflib.decode(raw)
         except aflib.ProtocolError as exc:
             self._console(f"afLib: dropped a malformed message: {exc}")
             return
-        for answer in ota.handle(message):
-            link.send_from_mcu(aflib.encode(answer))
+        afl.receive(message)
+
+    def _from_mcu(self, raw: bytes) -> None:
+        link = self._link
+        if link is not None:
+            link.send_from_mcu(raw)
 
     def _reboot(self) -> None:
         """The MCU applied an image (or fell back): the console shows a fresh boot."""

@@ -6,11 +6,12 @@ attached) and never blocks on output: like a UART with nobody listening, bytes n
 lost. Every write happens under the state lock after a state check, so once `power()` returns
 with the board off, not one more byte comes out.
 
-Reset reason: like a real MCU's reset-cause register, the board knows why it last booted and
-reports it in attribute 65019 (rig.protocol.aflib.REBOOT_REASON), one byte (`ResetReason`): power-on
-after the supply was off, brown-out when the supply was on but below `min_volts` or limited below
-the board's draw, software after a `reboot` or an OTA apply. After a brown-out the console also
-prints `reset reason: brownout` after the banner (a normal boot's banner is unchanged).
+Reset reason: the board knows why it last booted (`ResetReason`): power-on after the supply was
+off, brown-out when the supply was on but below `min_volts` or limited below the board's draw,
+software after a `reboot` or an OTA apply. A power-on or a brown-out takes the ASR down too, so
+the ASR's reboot reason (attribute 65019, the string afLib hands the MCU and the service gets)
+carries the same code; the values are the codes of that string. After a brown-out the console
+also prints `reset reason: brownout` after the banner (a normal boot's banner is unchanged).
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ _LINE_END = re.compile(rb"[\r\n]")
 
 
 class ResetReason(IntEnum):
-    """Why the MCU last booted: the one-byte value of attribute 65019 (REBOOT_REASON)."""
+    """Why the MCU last booted, as the code of a reboot-reason string (aflib.RebootCode)."""
 
-    POWER_ON = 1  # the supply came on after being off
-    BROWNOUT = 2  # the supply was on but too low (volts or current limit): held in reset
-    SOFTWARE = 3  # the firmware reset itself: `reboot`, or booting an applied OTA image
+    POWER_ON = 0  # the supply came on after being off
+    SOFTWARE = 2  # the firmware reset itself: `reboot`, or booting an applied OTA image
+    BROWNOUT = 5  # the supply was on but too low (volts or current limit): held in reset
 
     @property
     def label(self) -> str:

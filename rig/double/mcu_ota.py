@@ -1,21 +1,25 @@
-"""The emulated MCU's side of the afLib OTA handoff (DESIGN §3), with no I/O of its own.
+"""The emulated MCU's side of the afLib OTA handoff, with no I/O of its own.
 
-`handle` takes one afLib message from the ASR and returns the MCU's messages back, so the same
-machine runs behind the emulated UART link and in unit tests that pass Messages by hand.
+`handle` takes one OTA notification from the ASR (1301/1302, already unwrapped from channel
+1098) and returns the MCU's messages back; `rig.double.mcu_aflib` numbers and sends them, so the
+same machine runs behind the emulated UART link and in unit tests that pass Messages by hand.
 
-Choices where DESIGN is silent (docs/image-format.md has the MCU contract):
+It answers as Afero's reference receiver does (generic_mcu.c, af_mcu_ota.h): an exact echo of
+TRANSFER_BEGIN accepts it, the same value with state IDLE declines it; every chunk is answered
+with the next offset wanted, 0xFFFFFFFF once all bytes are in, followed by VERIFY_SIGNATURE with
+the SHA-256 of what it stored; APPLY is echoed with state IDLE (9 bytes) and followed by a SET of
+the version attribute 2000 + type; FAIL is not answered. Every report is an UPDATE the MCU's
+afLib tunnels through 1099 (`aflib.report`; its request id is set when it is sent).
 
-- The MCU answers every SET with an UPDATE of the same request id (afLib's default reason,
-  SERVICE_SET). What it reports on its own (VERIFY_SIGNATURE, IDLE, FAIL, its version attribute)
-  is an UPDATE with request id 0 and reason LOCAL_OR_MCU_UPDATE: what afLib sends when an MCU
-  sets one of its own attributes.
+rig's own choices (docs/image-format.md has the MCU contract):
+
 - The header check runs when the last byte is in: a rig image with a bad header, another image
   type than the OTA's, or a security counter below the floor is refused with 1301 FAIL *instead
   of* VERIFY_SIGNATURE, and the staged data is dropped (deployment: VERIFY_FAILED).
-- After APPLY the MCU acknowledges (echo), boots, and reports 1301 IDLE plus version_id on
-  2000+type. If the boot fails (fallback) or the apply is refused, it reports 1301 FAIL
-  (with the transfer's begin value, so a capture says which one) and never the version.
-- A chunk outside a transfer, or an APPLY with no verified image, is answered with UPDATE state
+- After APPLY the MCU echoes it as IDLE, boots the new image and SETs its version attribute.
+  If the boot fails (fallback) or the apply is refused, it reports 1301 FAIL (with the
+  transfer's begin value, so a capture says which one) instead of the version.
+- A chunk outside a transfer, or an APPLY with no verified image, is answered with state
   FAILED; a malformed value likewise. A chunk during VERIFY is answered STOP again (a retry).
 - An early stop (`stop_early_at`) answers STOP and drops the staged data; `decline_next` is
   one-shot; `silent` swallows everything.
@@ -23,14 +27,14 @@ Choices where DESIGN is silent (docs/image-format.md has the MCU contract):
   mcu_declines, mcu_stops_early and mcu_silent. mcu_silent(at) answers the message that takes
   the transfer to `at` of the image and then nothing (not even its own VERIFY) until the next
   boot or `clear_switches()`; at 0 it does not answer the BEGIN itself.
-- At boot the MCU reports its reset reason (attribute 65019, one byte, rig.double.mcu) before
-  its versions, when the caller says what it was.
+- At boot (once the ASR's handshake is done) the MCU SETs its version attribute for each
+  installed type, as an afLib application does when the ASR is up.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from rig.double.faults import Faults
 from rig.double.flash import Flash
@@ -44,17 +48,16 @@ from rig.protocol.aflib import (
     OtaInfo,
     OtaState,
     ProtocolError,
-    UpdateReason,
     UpdateState,
 )
 
 IDLE, RECEIVING, VERIFYING = "idle", "receiving", "verifying"
-_VERSION_VALUE = struct.Struct("<Q")
 
 
-def _report(attr_id: int, value: bytes) -> Message:
-    """An attribute change the MCU makes on its own."""
-    return aflib.update(0, attr_id, value, reason=UpdateReason.LOCAL_OR_MCU_UPDATE)
+def _report(attr_id: int, value: bytes, state: UpdateState = UpdateState.UPDATED) -> Message:
+    """An OTA report of the MCU's (its request id is the afLib layer's to set)."""
+    message = aflib.report(0, attr_id, value)
+    return message if state == UpdateState.UPDATED else replace(message, state=state)
 
 
 class McuOta:
@@ -91,33 +94,30 @@ class McuOta:
         """IDLE, RECEIVING or VERIFYING (waiting for APPLY or FAIL)."""
         return self._phase
 
-    def startup_messages(self, reset_reason: int | None = None) -> list[Message]:
-        """What the MCU reports once booted: its reset reason (if given), then its version
-        attribute for each installed type.
+    def startup_messages(self) -> list[Message]:
+        """What the MCU reports once booted: a SET of its version attribute for each installed
+        type.
 
         A boot loses RAM (a silent MCU talks again), so this also resets the machine; call it
         once per boot.
         """
         self._reset()
         self.silent = False
-        reason = [_report(aflib.REBOOT_REASON, bytes([reset_reason]))] if reset_reason else []
-        return reason + [
-            _report(aflib.version_attribute(t), _VERSION_VALUE.pack(vid))
-            for t, vid in sorted(self.flash.installed().items())
-        ]
+        return self.version_reports()
+
+    def version_reports(self) -> list[Message]:
+        """A SET of the version attribute of every installed type (afLib sends them once the
+        ASR is up, and again after it rebooted)."""
+        installed = sorted(self.flash.installed().items())
+        return [aflib.version_report(0, ota_type, vid) for ota_type, vid in installed]
 
     def clear_switches(self) -> None:
         """All fault switches off; a silent MCU answers again (the control channel's clear)."""
         self.decline_next, self.stop_early_at, self.silent = False, None, False
 
     def handle(self, msg: Message) -> list[Message]:
-        """The MCU's answers to one message from the ASR (empty: nothing to say)."""
-        if self.silent:
-            return []
-        if msg.attr_id == AF_MCU_OTA_INFO and msg.type == MsgType.GET:
-            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, self._info.encode(),
-                                 reason=UpdateReason.GET_RESPONSE)]  # fmt: skip
-        if msg.type != MsgType.SET:
+        """The MCU's answers to one OTA notification from the ASR (empty: nothing to say)."""
+        if self.silent or msg.type != MsgType.UPDATE:
             return []
         if msg.attr_id == AF_MCU_OTA_INFO:
             return self._on_info(msg)
@@ -132,29 +132,29 @@ class McuOta:
             info = OtaInfo.decode(msg.value)
         except ProtocolError as err:
             self.log(f"OTA: bad ota_info value: {err}")
-            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
+            return [_report(AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
         if info.state == OtaState.TRANSFER_BEGIN:
             if self._goes_silent(0.0):
                 return []
-            return [self._begin(msg.request_id, info)]
+            return [self._begin(info, msg.value)]
         if info.state == OtaState.APPLY:
-            return self._apply(msg.request_id, info)
+            return self._apply(info)
         if info.state == OtaState.FAIL:
             dropped = self.flash.staged_bytes
             self.flash.discard_staging()
             self._reset()
             self.log(f"OTA: FAIL from the ASR: {dropped} staged bytes discarded")
-            return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value)]
-        self.log(f"OTA: unexpected ota_info {info.state.name} from the ASR: refused")
-        return [aflib.update(msg.request_id, AF_MCU_OTA_INFO, msg.value, UpdateState.FAILED)]
+            return []  # generic_mcu deletes what it stored and says nothing
+        self.log(f"OTA: ota_info {info.state.name} from the ASR: nothing to do")
+        return []
 
-    def _begin(self, request_id: int, info: OtaInfo) -> Message:
+    def _begin(self, info: OtaInfo, value: bytes) -> Message:
         what = f"type={info.ota_type} size={info.size} version={info.version_id}"
         why = self._decline_reason(info)
         if why is not None:
             self._reset()
             self.log(f"OTA: declined {what}: {why}")
-            return aflib.update(request_id, AF_MCU_OTA_INFO, info.decline().encode())
+            return _report(AF_MCU_OTA_INFO, info.decline().encode())
         staging = self.flash.staging
         same = (info.ota_type, info.size, info.version_id)
         if staging and (staging["type"], staging["size"], staging["version_id"]) == same:
@@ -164,7 +164,7 @@ class McuOta:
             self.log(f"OTA: begin {what}")
         self._phase, self._info, self._transfer = RECEIVING, info, info
         self._decile = self.flash.staged_bytes * 10 // info.size
-        return aflib.update(request_id, AF_MCU_OTA_INFO, info.encode())
+        return _report(AF_MCU_OTA_INFO, value)  # the exact echo accepts
 
     def _decline_reason(self, info: OtaInfo) -> str | None:
         if self.decline_next:
@@ -181,12 +181,12 @@ class McuOta:
             return f"{info.size} bytes do not fit the {self.flash.slot_bytes}-byte slot"
         return None
 
-    def _apply(self, request_id: int, info: OtaInfo) -> list[Message]:
+    def _apply(self, info: OtaInfo) -> list[Message]:
         if self._phase != VERIFYING or self._transfer is None:
             self.log(f"OTA: APPLY version={info.version_id} without a verified image: refused")
-            return [aflib.update(request_id, AF_MCU_OTA_INFO, info.encode(), UpdateState.FAILED)]
+            return [_report(AF_MCU_OTA_INFO, info.encode(), UpdateState.FAILED)]
         transfer = self._transfer
-        ack = aflib.update(request_id, AF_MCU_OTA_INFO, info.encode())
+        ack = _report(AF_MCU_OTA_INFO, info.applied().encode())  # the 9-byte IDLE
         self.log(f"OTA: apply version={info.version_id}: rebooting")
         result = self.flash.commit(info.version_id)
         self._reset()
@@ -203,19 +203,13 @@ class McuOta:
             return [ack, _report(AF_MCU_OTA_INFO, self._info.encode())]
         attribute = aflib.version_attribute(transfer.ota_type)
         self.log(f"OTA: {result.reason}; version attribute {attribute} = {info.version_id}")
-        version = _VERSION_VALUE.pack(info.version_id)
-        return [
-            ack,
-            _report(AF_MCU_OTA_INFO, OtaInfo(OtaState.IDLE).encode()),
-            _report(attribute, version),
-        ]
+        return [ack, aflib.version_report(0, transfer.ota_type, info.version_id)]
 
     # -- 1302 ----------------------------------------------------------------------------------
 
     def _on_chunk(self, msg: Message) -> list[Message]:
         def answer(offset: int, state: UpdateState = UpdateState.UPDATED) -> Message:
-            value = aflib.encode_offset(offset)
-            return aflib.update(msg.request_id, AF_MCU_OTA_TRANSFER, value, state)
+            return _report(AF_MCU_OTA_TRANSFER, aflib.encode_offset(offset), state)
 
         if self._phase == VERIFYING:
             return [answer(STOP_TRANSFER_OFFSET)]  # the ASR retried the last chunk

@@ -200,6 +200,10 @@ class _Stream:
 
     def _count(self, t: float, out: list[Event]) -> bool:
         data, window = self._data, self._window
+        if self.asr and not data and self._buf[:1] == bytes([READY]) and self._extra_ready():
+            del self._buf[0]  # the ASR repeats its Ready while it waits: not the data yet
+            self._emit(t, out, ReadyEvent(t, self.direction))
+            return True
         for i, byte in enumerate(self._buf):
             data.append(byte)
             start = len(data) - window
@@ -224,6 +228,11 @@ class _Stream:
                 return True
         self._buf.clear()
         return False
+
+    def _extra_ready(self) -> bool:
+        """A Ready where the ASR's data should start is one more Ready, unless the data's own
+        first byte (the low byte of its length field) is 0x32 too."""
+        return self._expect >= 2 and (self._expect - 2) & 0xFF != READY
 
     def _undecodable(self, raw: bytes, err: str) -> None:
         """Not a message: decode its bytes again as if no data phase had begun.

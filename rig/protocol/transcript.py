@@ -2,7 +2,11 @@
 
 Built from the sniffer's events (rig.protocol.decoder), so it is the wire's testimony: what the ASR
 offered, which chunks crossed, what hash the MCU computed, what it applied and reported.
-A failed assertion names the step of DESIGN §3 that broke and shows the messages around it.
+A failed assertion names the step of the handoff that broke and shows the messages around it.
+The steps are afLib's (af_mcu_ota.h, generic_mcu.c): 1 BEGIN from the ASR, 2 the MCU echoes it,
+3 chunks and next offsets until 0xFFFFFFFF, 4 VERIFY with the MCU's SHA-256, 5 APPLY from the
+ASR, 6 the MCU echoes APPLY as IDLE and SETs its version attribute 2000 + type. An MCU numbers
+its own requests, so messages pair by attribute and state, never by request id.
 """
 
 from __future__ import annotations
@@ -72,14 +76,14 @@ class Transcript:
 
     @property
     def chunks(self) -> list[Chunk]:
-        """Every SET 1302 the ASR sent, retries included."""
+        """Every chunk of 1302 the ASR sent, retries included."""
         chunks = []
         for event in self.messages:
             m = event.message
             if (
                 event.direction == ASR_TO_MCU
                 and m.attr_id == aflib.AF_MCU_OTA_TRANSFER
-                and (m.type == MsgType.SET)
+                and m.type in (MsgType.UPDATE, MsgType.SET)
             ):
                 try:
                     offset, data = aflib.decode_transfer(m.value)
@@ -109,6 +113,32 @@ class Transcript:
             seen.add(chunk.offset)
         return again
 
+    def version_written(self, image_type: int, version_id: int) -> MessageEvent | None:
+        """Step 6 on the wire: the MCU's write of `version_id` to 2000 + type after its echo
+        of APPLY (IDLE with that version; after its VERIFY when it sent no echo), or None."""
+        echoes = [
+            e
+            for e, i in self.ota_infos(MCU_TO_ASR)
+            if i.state == OtaState.IDLE and i.version_id == version_id
+        ] or [  # an MCU that skips the echo: after its VERIFY, as assert_delivered reads it
+            e for e, i in self.ota_infos(MCU_TO_ASR) if i.state == OtaState.VERIFY_SIGNATURE
+        ]
+        if not echoes:
+            return None
+        attribute = aflib.version_attribute(image_type)
+        return next(
+            (
+                e
+                for e in self.messages
+                if e.direction == MCU_TO_ASR
+                and e.message.attr_id == attribute
+                and e.message.type in (MsgType.SET, MsgType.UPDATE)
+                and e.t >= echoes[-1].t
+                and aflib.version_of(e.message.value) == version_id
+            ),
+            None,
+        )
+
     @property
     def throughput(self) -> float:
         """Chunk payload bytes per second between the first and the last chunk."""
@@ -129,7 +159,7 @@ class Transcript:
     def assert_delivered(
         self, image: bytes, *, version_id: int, image_type: int = 101, attribute_size: int = 253
     ) -> None:
-        """The whole DESIGN §3 handoff of `image` happened and ended in its version report."""
+        """The whole handoff of `image` happened and ended in the MCU's version report."""
         size, digest = len(image), hashlib.sha256(image).digest()
         begins = [
             (e, i)
@@ -153,8 +183,8 @@ class Transcript:
             "2. the MCU accepts",
             lambda e, i: (
                 e.direction == MCU_TO_ASR
-                and e.message.request_id == event.message.request_id
                 and i.state == OtaState.TRANSFER_BEGIN
+                and (i.ota_type, i.size, i.version_id) == (image_type, size, version_id)
                 and e.t >= since - CLOCK_SLACK_S
             ),
         )
@@ -195,19 +225,20 @@ class Transcript:
             (
                 e
                 for e, i in self.ota_infos(MCU_TO_ASR)
-                if i.state == OtaState.APPLY
-                and e.message.request_id == apply_event.message.request_id
-                and e.t >= since_mcu
+                if i.state == OtaState.IDLE and i.version_id == version_id and e.t >= verify_event.t
             ),
             verify_event,
-        )  # the MCU's own echo of APPLY: its version write comes after it on the same port
+        )  # the MCU's echo of APPLY (as IDLE): its version write comes after it on the same port
         reports = [
             e
             for e in self.messages
-            if e.direction == MCU_TO_ASR and e.message.attr_id == attribute and e.t >= echo.t
+            if e.direction == MCU_TO_ASR
+            and e.message.attr_id == attribute
+            and e.message.type in (MsgType.SET, MsgType.UPDATE)
+            and e.t >= echo.t
         ]
-        if not any(int.from_bytes(e.message.value[:8], "little") == version_id for e in reports):
-            got = [int.from_bytes(e.message.value[:8], "little") for e in reports]
+        if not any(aflib.version_of(e.message.value) == version_id for e in reports):
+            got = [aflib.version_of(e.message.value) for e in reports]
             self._fail(
                 "6. version report",
                 f"attribute {attribute} was not written with {version_id} after APPLY "
@@ -227,7 +258,7 @@ class Transcript:
                 e
                 for e in self.messages
                 if e.message.attr_id == attribute and e.direction == MCU_TO_ASR
-                and int.from_bytes(e.message.value[:8], "little") == info.version_id
+                and aflib.version_of(e.message.value) == info.version_id
             ]  # fmt: skip
             if applied:
                 self._fail("not applied", f"the MCU reported {attribute} after APPLY: "

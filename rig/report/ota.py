@@ -81,10 +81,11 @@ def record_ota(
                    source="service")  # fmt: skip
     if trace is None:
         return
-    # Idle: before the device first accepted the image (from then on the MCU is taking it, and
-    # a retry's window would hold the first attempt's transfer); the transfer: the last
-    # attempt's, as the stage durations are.
-    busy = (ds.ACCEPTED, ds.TRANSFERRING)
+    # Idle: before the device first took the offer (the MCU may be taking the image well before
+    # the service hears ACCEPTED, when the line is slow or noisy; and a retry's window would
+    # hold the first attempt's transfer); the transfer: the last attempt's, as the stage
+    # durations are.
+    busy = (ds.OFFERED, ds.ACCEPTED, ds.TRANSFERRING)
     first_busy = min((h["timestamp"] / 1000 for h in history if h["state"] in busy), default=None)
     idle = trace.mean(None, first_busy)
     if idle is not None:

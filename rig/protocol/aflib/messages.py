@@ -1,4 +1,11 @@
-"""afLib commands (SET, GET, UPDATE, …): the one error type and the message codec."""
+"""afLib commands (SET, GET, UPDATE, …): the one error type and the message codec.
+
+Tunnelled attributes (MCU OTA 1301..1400) travel inside UPDATEs of the two channel attributes,
+1098 from the ASR and 1099 from the MCU, their own id in the first two value bytes (afLib's
+af_lib.c unwraps 1098; its queue_put wraps into 1099). `decode` unwraps them, so every reader
+sees the attribute that was meant, and keeps the channel in `Message.channel`; `encode` wraps
+them again, so a decoded message re-encodes to the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ class MsgType(IntEnum):
     SET = 0x0B
     GET = 0x0C
     UPDATE = 0x0D
+    UPDATE_REJECTED_LEGACY = 0x0E  # what ASRs before protocol 2 send, and all afLib3 reads
     UPDATE_REJECTED = 0x29
     SET_DEFAULT = 0x2A
 
@@ -47,23 +55,39 @@ class UpdateReason(IntEnum):
     UNKNOWN = 0
     LOCAL_OR_MCU_UPDATE = 1
     SERVICE_SET = 2
-    MCU_SET = 3
+    MCU_SET = 3  # an ASR's answer to an MCU SET
     RELINK = 4
-    REBOOTED = 9
+    BIND_FOLLOW = 5
+    FAKE_UPDATE = 6  # afLib drops the whole message
+    NOTIFY_MCU_WE_REBOOTED = 7
+    LOCAL_SET = 8
+    REBOOTED = 9  # a default value after the ASR rebooted
     CRC_FAIL = 0x0A
     GET_RESPONSE = 0x0B
+    INTERNAL_SET_REJECTED = 0xFD  # with state FAILED: the MCU refuses an ASR SET
+    INTERNAL_SET_FAIL = 0xFE
+    NO_CHANGE = 0xFF
 
 
-WITH_STATUS = (MsgType.UPDATE, MsgType.UPDATE_REJECTED)  # carry u8 state, u8 reason
-WITHOUT_VALUE = (MsgType.GET, MsgType.UPDATE_REJECTED)  # stop before u16 value_len
+#: The channel attributes tunnelled values travel in, and the range of ids that are tunnelled.
+TO_MCU_CHANNEL = 1098
+TO_ASR_CHANNEL = 1099
+CHANNELS = (TO_MCU_CHANNEL, TO_ASR_CHANNEL)
+TUNNELLED = range(1301, 1401)
+
+
+REJECTS = (MsgType.UPDATE_REJECTED, MsgType.UPDATE_REJECTED_LEGACY)
+WITH_STATUS = (MsgType.UPDATE, *REJECTS)  # carry u8 state, u8 reason
+WITHOUT_VALUE = (MsgType.GET, *REJECTS)  # stop before u16 value_len
 
 
 @dataclass(frozen=True)
 class Message:
-    """One afLib command. `state`/`reason` belong to UPDATE and UPDATE_REJECTED only.
+    """One afLib command. `state`/`reason` belong to UPDATE and the rejects only.
 
-    Decoded states and reasons are enum members when known and plain ints otherwise: real ASRs
-    send reasons DESIGN does not list, and a sniffer must still show them.
+    `attr_id` and `value` are what the message is about; `channel` is the attribute it travelled
+    in when it was tunnelled (1098 or 1099), else None. Decoded states and reasons are enum
+    members when known and plain ints otherwise: a sniffer must show whatever a module sends.
     """
 
     type: MsgType
@@ -72,6 +96,19 @@ class Message:
     value: bytes = b""
     state: UpdateState | int | None = None
     reason: UpdateReason | int | None = None
+    channel: int | None = None
+
+    @property
+    def wire_attr_id(self) -> int:
+        """The attribute id on the wire: the channel's when tunnelled."""
+        return self.channel if self.channel is not None else self.attr_id
+
+    @property
+    def wire_value(self) -> bytes:
+        """The value on the wire: the inner id in front when tunnelled."""
+        if self.channel is None:
+            return self.value
+        return struct.pack("<H", self.attr_id) + self.value
 
 
 def encode(msg: Message) -> bytes:
@@ -81,7 +118,10 @@ def encode(msg: Message) -> bytes:
     check_range("request id", msg.request_id, 8)
     check_range("attribute id", msg.attr_id, 16)
     name = f"{MsgType(msg.type).name} {msg.attr_id}"
-    body = struct.pack("<BBH", msg.type, msg.request_id, msg.attr_id)
+    if msg.channel is not None and (msg.channel not in CHANNELS or msg.type != MsgType.UPDATE):
+        raise ProtocolError(f"{name}: only an UPDATE travels in a channel (1098, 1099), "
+                            f"not {msg.channel}")  # fmt: skip
+    body = struct.pack("<BBH", msg.type, msg.request_id, msg.wire_attr_id)
     if msg.type in WITH_STATUS:
         if msg.state is None or msg.reason is None:
             raise ProtocolError(f"{name} needs both a state and a reason")
@@ -94,8 +134,9 @@ def encode(msg: Message) -> bytes:
         if msg.value:
             raise ProtocolError(f"{name} carries no value")
     else:
-        check_range("value length", len(msg.value), 16)
-        body += struct.pack("<H", len(msg.value)) + bytes(msg.value)
+        value = msg.wire_value
+        check_range("value length", len(value), 16)
+        body += struct.pack("<H", len(value)) + bytes(value)
     check_range("message length", len(body), 16)
     return struct.pack("<H", len(body)) + body
 
@@ -133,6 +174,9 @@ def decode(data: bytes) -> Message:
                 f"{msg_type.name} {attr_id} value length says {value_len}, "
                 f"{len(value)} bytes follow: {hexdump(data)}"
             )
+    if msg_type == MsgType.UPDATE and attr_id in CHANNELS and len(value) >= 2:
+        (inner,) = struct.unpack_from("<H", value)
+        return Message(msg_type, request_id, inner, value[2:], state, reason, channel=attr_id)
     return Message(msg_type, request_id, attr_id, value, state, reason)
 
 
@@ -148,3 +192,18 @@ def update(
     if reason is None:
         reason = UpdateReason.SERVICE_SET if request_id else UpdateReason.LOCAL_OR_MCU_UPDATE
     return Message(MsgType.UPDATE, request_id, attr_id, bytes(value), state, reason)
+
+
+def answer(request: Message, value: bytes | None = None) -> Message:
+    """The ASR's UPDATE that completes an MCU SET or GET: same attribute, the request's id echoed
+    (afLib waits for it, matched by attribute, up to 10 s), reason MCU_SET or GET_RESPONSE."""
+    if request.type not in (MsgType.SET, MsgType.GET):
+        raise ProtocolError(f"only a SET or a GET is answered, not {request.type!r}")
+    reason = UpdateReason.MCU_SET if request.type == MsgType.SET else UpdateReason.GET_RESPONSE
+    value = request.value if value is None else value
+    return Message(MsgType.UPDATE, request.request_id, request.attr_id, bytes(value),
+                   UpdateState.UPDATED, reason)  # fmt: skip
+
+
+def tunnelled(msg: Message) -> bool:
+    return msg.channel is not None

@@ -1,4 +1,11 @@
-"""The MCU OTA attributes (DESIGN §3): ids, the ota_info value, transfer chunks, next offsets."""
+"""The MCU OTA attributes: ids, the ota_info value, transfer chunks, next offsets, and the
+messages of a handoff as afLib's reference receiver (generic_mcu) exchanges them.
+
+Every OTA message is an UPDATE tunnelled through a channel: the ASR notifies on 1098 with request
+id 0, the MCU reports on 1099 with its own request counter (af_lib.c queue_put), so a handoff's
+messages pair by attribute and state, never by request id. The MCU's version report after APPLY
+is a SET of attribute 2000 + type (generic_mcu.c), which the ASR must answer.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,21 @@ import struct
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
-from rig.protocol.aflib.messages import Message, MsgType, ProtocolError, check_range, hexdump
+from rig.protocol.aflib.messages import (
+    TO_ASR_CHANNEL,
+    TO_MCU_CHANNEL,
+    Message,
+    MsgType,
+    ProtocolError,
+    UpdateReason,
+    UpdateState,
+    check_range,
+    hexdump,
+)
 
-AF_ASR_CAPABILITIES = 1206
 AF_MCU_OTA_INFO = 1301
 AF_MCU_OTA_TRANSFER = 1302
-REBOOT_REASON = 65019
 STOP_TRANSFER_OFFSET = 0xFFFFFFFF
-MCU_OTA_CAPABLE_BIT = 0x80
 CLASSIC_ATTRIBUTE_SIZE = 253  # the classic module's attribute size: 249 data bytes per chunk
 VERSION_ATTRIBUTE_BASE = 2000
 
@@ -23,9 +37,10 @@ def version_attribute(ota_type: int) -> int:
     return VERSION_ATTRIBUTE_BASE + ota_type
 
 
-def mcu_ota_capable(capabilities: bytes) -> bool:
-    """Whether an AF_ASR_CAPABILITIES value says the ASR can hand images to the MCU."""
-    return bool(capabilities) and bool(capabilities[0] & MCU_OTA_CAPABLE_BIT)
+def ota_type_of(attr_id: int) -> int | None:
+    """The image type whose version attribute this is (2001..2255), else None."""
+    ota_type = attr_id - VERSION_ATTRIBUTE_BASE
+    return ota_type if 0 < ota_type <= 0xFF else None
 
 
 class OtaState(IntEnum):
@@ -38,9 +53,10 @@ class OtaState(IntEnum):
 
 
 # The union member each state may carry ("" = none), its fields and its layout. Step 2's decline
-# is the begin member under state IDLE, so the states without a member of their own accept it too.
+# is the begin member under state IDLE, so the states without a member of their own accept it too;
+# the MCU's answer to APPLY is the apply member under IDLE (generic_mcu echoes what it got).
 _MEMBERS = {
-    OtaState.IDLE: ("", "begin"),
+    OtaState.IDLE: ("", "begin", "apply"),
     OtaState.TRANSFER_BEGIN: ("begin",),
     OtaState.TRANSFER_END: ("", "begin"),
     OtaState.VERIFY_SIGNATURE: ("verify",),
@@ -87,6 +103,10 @@ class OtaInfo:
 
     def decline(self) -> OtaInfo:
         """The MCU's answer to a TRANSFER_BEGIN it will not take: the same value, state IDLE."""
+        return replace(self, state=OtaState.IDLE)
+
+    def applied(self) -> OtaInfo:
+        """The MCU's answer to APPLY: the same value, state IDLE (9 bytes on the wire)."""
         return replace(self, state=OtaState.IDLE)
 
     def encode(self) -> bytes:
@@ -154,9 +174,36 @@ def max_chunk(attribute_size: int = CLASSIC_ATTRIBUTE_SIZE) -> int:
     return attribute_size - _OFFSET.size
 
 
-def set_ota_info(request_id: int, info: OtaInfo) -> Message:
-    return Message(MsgType.SET, request_id, AF_MCU_OTA_INFO, info.encode())
+def notify(attr_id: int, value: bytes) -> Message:
+    """An OTA step from the ASR: an UPDATE tunnelled on 1098, request id 0 (the ASR's own
+    notifications carry none). Its reason must not read as an answer (MCU_SET, GET_RESPONSE) or
+    be dropped (FAKE_UPDATE), or afLib never hands it to the OTA code; SERVICE_SET says where
+    the image comes from."""
+    return Message(MsgType.UPDATE, 0, attr_id, bytes(value), UpdateState.UPDATED,
+                   UpdateReason.SERVICE_SET, channel=TO_MCU_CHANNEL)  # fmt: skip
 
 
-def set_transfer(request_id: int, offset: int, data: bytes) -> Message:
-    return Message(MsgType.SET, request_id, AF_MCU_OTA_TRANSFER, encode_transfer(offset, data))
+def report(request_id: int, attr_id: int, value: bytes) -> Message:
+    """An OTA step from the MCU: an UPDATE tunnelled on 1099 with the MCU's own request id."""
+    return Message(MsgType.UPDATE, request_id, attr_id, bytes(value), UpdateState.UPDATED,
+                   UpdateReason.LOCAL_OR_MCU_UPDATE, channel=TO_ASR_CHANNEL)  # fmt: skip
+
+
+def notify_info(info: OtaInfo) -> Message:
+    return notify(AF_MCU_OTA_INFO, info.encode())
+
+
+def notify_chunk(offset: int, data: bytes) -> Message:
+    return notify(AF_MCU_OTA_TRANSFER, encode_transfer(offset, data))
+
+
+def version_report(request_id: int, ota_type: int, version_id: int) -> Message:
+    """The MCU's SET of its version attribute after APPLY: the signal the apply worked."""
+    check_range("version", version_id, 64)
+    attr = version_attribute(ota_type)
+    return Message(MsgType.SET, request_id, attr, version_id.to_bytes(8, "little"))
+
+
+def version_of(value: bytes) -> int:
+    """A version attribute's value (u64, little-endian; shorter values are zero-extended)."""
+    return int.from_bytes(bytes(value[:8]), "little")

@@ -186,8 +186,13 @@ def said(transcript: Transcript, direction: str) -> list[str]:
 
 
 def applied(transcript: Transcript) -> bool:
-    """APPLY went out and the MCU echoed it: everything before it is on both ports."""
-    return "APPLY" in said(transcript, "asr_to_mcu") and "APPLY" in said(transcript, "mcu_to_asr")
+    """APPLY went out and the MCU echoed it (as IDLE with the version, as afLib's reference MCU
+    does): everything before it is on both ports."""
+    echoed = any(
+        i.state.name == "IDLE" and i.version_id is not None
+        for _, i in transcript.ota_infos("mcu_to_asr")
+    )
+    return "APPLY" in said(transcript, "asr_to_mcu") and echoed
 
 
 def version_written(version_id: int):
@@ -476,20 +481,30 @@ def test_no_version_report_after_apply_is_an_apply_failure(tmp_path: Path) -> No
 # -- brown-out: real, through the supply -----------------------------------------------------------
 
 
+def reboot_code(bench: Bench) -> aflib.RebootCode | int | None:
+    """The code of the ASR's reboot reason (65019, a string) as the service has it."""
+    text = bench.attributes().get(aflib.REBOOT_REASON)
+    return aflib.reboot_code(str(text)) if text is not None else None
+
+
 def test_brownout_is_the_reset_reason_on_console_and_in_the_service(bench: Bench) -> None:
-    wait_until(lambda: bench.attributes().get(aflib.REBOOT_REASON) == 1, what="power-on (1)")
+    """A brown-out takes the ASR down with the MCU: the ASR's reboot reason (afLib's 65019
+    string) says brown-out (5), a full power cut power-on (0)."""
+    power_on = aflib.RebootCode.POWER_ON
+    wait_until(lambda: reboot_code(bench) == power_on, what="power-on (0)")
     bench.scpi("VOLT 2.5")  # below min_volts 3.0: held in reset
     assert bench.status()["mcu"] == "off"
     bench.scpi("VOLT 3.3")
     bench.console_expect(r"firmware version: 1\.0\.0\r\nready\r\nreset reason: brownout\r\n")
-    wait_until(lambda: bench.attributes().get(aflib.REBOOT_REASON) == 2, what="brownout (2)")
+    brownout = aflib.RebootCode.BROWNOUT
+    wait_until(lambda: reboot_code(bench) == brownout, what="brownout (5)")
     assert bench.status()["reset_reason"] == "brownout"
     bench.scpi("CURR 0.01")  # a current limit below the board's boot draw is a brown-out too
     assert bench.status()["mcu"] == "off"
     bench.scpi("OUTP OFF")  # a full power cut: the next boot is a power-on
     bench.scpi("CURR 0.5")
     bench.power_on()
-    wait_until(lambda: bench.attributes().get(aflib.REBOOT_REASON) == 1, what="power-on again")
+    wait_until(lambda: reboot_code(bench) == power_on, what="power-on again")
     assert bench.status()["reset_reason"] == "power-on"
 
 

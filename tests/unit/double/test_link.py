@@ -107,7 +107,7 @@ def make_link(links: list[Link], ends: Ends, *, mcu=None, asr=None, **kwargs) ->
 def message(rng: random.Random, size: int | None = None) -> bytes:
     size = rng.randint(1, 249) if size is None else size
     return aflib.encode(
-        aflib.set_transfer(rng.randint(1, 255), rng.randrange(2**20), rng.randbytes(size))
+        aflib.notify_chunk(rng.randrange(2**20), rng.randbytes(size))
     )
 
 

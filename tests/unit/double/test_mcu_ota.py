@@ -1,7 +1,9 @@
 """The emulated MCU's afLib OTA state machine, driven with Messages only (no link, no clock).
 
-`Asr` below plays the ASR's side of DESIGN §3 the simple way (follow every next offset the MCU
-asks for), so each test reads as the handoff a sniffer would show.
+`Asr` below plays the ASR's side the simple way (follow every next offset the MCU asks for), in
+afLib's shape: every step a notification tunnelled on 1098, the MCU's reports tunnelled on 1099
+(their request ids are the afLib layer's, rig.double.mcu_aflib), so each test reads as the
+handoff a sniffer would show.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def sample(name: str) -> bytes:
 
 
 class Asr:
-    """Sends what an ASR sends and keeps what the MCU says on its own (request id 0)."""
+    """Sends what an ASR sends and keeps what the MCU says besides its answer."""
 
     def __init__(self, state: Path, **kwargs) -> None:
         self.state = state
@@ -56,16 +58,15 @@ class Asr:
         self.reboots += 1
 
     def send(self, attr_id: int, value: bytes) -> Message | None:
-        """One SET; returns the MCU's answer to it (same request id) or None if it said nothing."""
-        self.req = self.req % 255 + 1
-        out = self.ota.handle(Message(MsgType.SET, self.req, attr_id, value))
-        for msg in out:  # every message must survive the wire
+        """One notification; returns the MCU's answer to it (its first report of the same
+        attribute) or None if it said nothing. The rest are its own reports."""
+        out = self.ota.handle(aflib.notify(attr_id, value))
+        for msg in out:  # every message must survive the wire, in afLib's shape
             assert aflib.decode(aflib.encode(msg)) == msg
-        answers = [m for m in out if m.request_id == self.req]
-        self.reports += [m for m in out if m.request_id == 0]
-        assert len(answers) + len([m for m in out if m.request_id == 0]) == len(out)
-        assert len(answers) <= 1
-        return answers[0] if answers else None
+            assert msg.channel == aflib.TO_ASR_CHANNEL or msg.type == MsgType.SET
+        answer = next((m for m in out if m.attr_id == attr_id and m.channel), None)
+        self.reports += [m for m in out if m is not answer]
+        return answer
 
     def begin(self, size: int, *, ota_type: int = 101, version_id: int = 7) -> OtaInfo:
         answer = self.send(
@@ -123,13 +124,14 @@ def test_full_handoff_of_1_1_0_installs_it_and_survives_a_power_cycle(asr):
     assert verdict.state == OtaState.VERIFY_SIGNATURE
     assert verdict.sha256.hex() == MANIFEST["blinky-app-1.1.0.rigimg"]["sha256"]
     report = asr.reports[-1]
-    assert (report.type, report.request_id, report.reason) == (
-        MsgType.UPDATE, 0, UpdateReason.LOCAL_OR_MCU_UPDATE,
+    assert (report.type, report.channel, report.reason) == (
+        MsgType.UPDATE, aflib.TO_ASR_CHANNEL, UpdateReason.LOCAL_OR_MCU_UPDATE,
     )  # fmt: skip
     assert asr.ota.phase == VERIFYING and asr.reboots == 0
-    ack = asr.info(OtaState.APPLY, version_id=7)
-    assert OtaInfo.decode(ack.value) == OtaInfo.apply(7) and ack.state == UpdateState.UPDATED
-    assert asr.ota_reports()[-1] == OtaInfo(OtaState.IDLE)
+    ack = asr.info(OtaState.APPLY, version_id=7)  # echoed as IDLE, 9 bytes, like generic_mcu
+    assert OtaInfo.decode(ack.value) == OtaInfo(OtaState.IDLE, version_id=7)
+    assert len(ack.value) == 9 and ack.state == UpdateState.UPDATED
+    assert asr.reports[-1].type == MsgType.SET  # the version write afLib waits an answer for
     assert asr.version_reports() == {2101: 7}
     assert (asr.flash.running_version(), asr.reboots, asr.ota.phase) == ("1.1.0", 1, IDLE)
     asr.reports.clear()
@@ -168,7 +170,7 @@ def test_crash_image_verifies_then_falls_back_without_the_version_write(asr):
     verdict = asr.handoff(sample(name))
     assert verdict.sha256.hex() == MANIFEST[name]["sha256"]
     ack = asr.info(OtaState.APPLY, version_id=7)
-    assert ack.state == UpdateState.UPDATED
+    assert ack.state == UpdateState.UPDATED and OtaInfo.decode(ack.value).state == OtaState.IDLE
     assert asr.ota_reports()[-1].state == OtaState.FAIL
     assert asr.version_reports() == {}  # the only success signal is missing
     assert asr.flash.running_version() == "1.0.0" and asr.reboots == 1
@@ -295,13 +297,11 @@ def test_a_power_cut_after_verify_verifies_again_on_the_next_chunk(asr):
     assert asr.ota.phase == VERIFYING
 
 
-def test_fail_from_the_asr_discards_the_staged_data(asr):
+def test_fail_from_the_asr_discards_the_staged_data_and_is_not_answered(asr):
     data = sample("blinky-app-1.1.0.rigimg")
     asr.handoff(data)
-    answer = asr.info(OtaState.FAIL)
-    assert (
-        answer.state == UpdateState.UPDATED and OtaInfo.decode(answer.value).state == OtaState.FAIL
-    )
+    before = len(asr.reports)
+    assert asr.info(OtaState.FAIL) is None and len(asr.reports) == before  # as generic_mcu
     assert asr.flash.staging is None and asr.ota.phase == IDLE
     assert asr.info(OtaState.APPLY, version_id=7).state == UpdateState.FAILED
     assert asr.flash.running_version() == "1.0.0" and asr.version_reports() == {}
@@ -316,12 +316,13 @@ def test_a_retried_last_chunk_gets_stop_again_without_a_second_verify(asr):
     assert len(asr.reports) == before
 
 
-def test_get_reports_the_current_ota_state(asr):
+def test_only_ota_notifications_reach_the_ota_machine(asr):
+    """afLib tunnels 1301/1302 as UPDATEs only: a SET or GET of them is not OTA (afLib never
+    hands a SET on 1098 to the OTA code, and refuses GETs of tunnelled attributes)."""
     asr.begin(1000)
-    answer = asr.ota.handle(Message(MsgType.GET, 9, aflib.AF_MCU_OTA_INFO))
-    assert answer[0].reason == UpdateReason.GET_RESPONSE and answer[0].request_id == 9
-    assert OtaInfo.decode(answer[0].value).state == OtaState.TRANSFER_BEGIN
-    assert asr.ota.handle(Message(MsgType.SET, 3, 5000, b"\x01")) == []  # not OTA's business
+    assert asr.ota.handle(Message(MsgType.GET, 9, aflib.AF_MCU_OTA_INFO)) == []
+    assert asr.ota.handle(Message(MsgType.SET, 3, aflib.AF_MCU_OTA_TRANSFER, bytes(8))) == []
+    assert asr.ota.phase == RECEIVING and asr.flash.staged_bytes == 0
 
 
 def test_decline_next_is_one_shot(asr):

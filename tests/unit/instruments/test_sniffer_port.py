@@ -90,7 +90,7 @@ def test_a_handoff_mirrored_through_the_tap_is_recorded_and_delivered(tap, recor
 
 
 def test_stop_reports_a_frame_cut_short_as_skipped(tap, recorder):
-    chunk = aflib.encode(aflib.set_transfer(2, 0, IMAGE[:249]))
+    chunk = aflib.encode(aflib.notify_chunk(0, IMAGE[:249]))
     cut = frame(ASR_TO_MCU, chunk)[ASR_TO_MCU][:-100]  # Ready, response, Readies, part of data
     tap.mirror(ASR_TO_MCU, cut)
     half_sync = bytes.fromhex("30 0e 00")

@@ -110,8 +110,8 @@ def test_update_helper_picks_the_reason_afLib_would():
 # -- MCU OTA values --------------------------------------------------------------------------------
 
 
-def test_constants_match_design():
-    assert (aflib.AF_MCU_OTA_INFO, aflib.AF_MCU_OTA_TRANSFER, aflib.AF_ASR_CAPABILITIES) == (
+def test_constants_match_aflib():
+    assert (aflib.AF_MCU_OTA_INFO, aflib.AF_MCU_OTA_TRANSFER, aflib.ASR_CAPABILITIES) == (
         1301,
         1302,
         1206,
@@ -197,11 +197,67 @@ def test_transfer_and_next_offset_values():
         aflib.encode_offset(2**32)
 
 
-def test_set_helpers_address_the_ota_attributes():
-    msg = aflib.set_transfer(3, 0, bytes(249))
-    assert (msg.type, msg.request_id, msg.attr_id) == (MsgType.SET, 3, 1302)
-    assert len(encode(msg)) == 2 + 4 + 2 + 253  # the biggest chunk of the classic module
-    assert aflib.set_ota_info(1, OtaInfo.apply(5)).value == H("04 0500000000000000")
+def test_ota_steps_travel_tunnelled_as_afLib_sends_them():
+    """Bytes as the reference MCU (afLib3-generic's generic_mcu) exchanged them on a pty:
+    the ASR notifies on 1098, the MCU reports on 1099 with its own request counter."""
+    begin = aflib.notify_info(OtaInfo.begin(101, 600, 0x0102030405060708))
+    assert encode(begin) == H(
+        "19 00 0d 00 4a 04 00 02 11 00 15 05 01 65 00 58 02 00 00 08 07 06 05 04 03 02 01"
+    )
+    answer = decode(H("0e 00 0d 04 4b 04 00 01 06 00 16 05 f9 00 00 00"))
+    assert (answer.attr_id, answer.channel, answer.request_id) == (1302, 1099, 4)
+    assert aflib.decode_offset(answer.value) == 249
+    assert answer == aflib.report(4, 1302, aflib.encode_offset(249))
+    assert encode(answer) == H("0e 00 0d 04 4b 04 00 01 06 00 16 05 f9 00 00 00")
+    chunk = aflib.notify_chunk(0, bytes(249))
+    assert len(encode(chunk)) == 2 + 8 + 2 + 253  # the biggest chunk of the classic module
+
+
+def test_apply_is_echoed_as_a_nine_byte_idle_then_the_version_is_a_set():
+    echo = decode(H("13 00 0d 08 4b 04 00 01 0b 00 15 05 00 08 07 06 05 04 03 02 01"))
+    info = OtaInfo.decode(echo.value)
+    assert (info.state, info.version_id) == (OtaState.IDLE, 0x0102030405060708)
+    assert OtaInfo.apply(0x0102030405060708).applied().encode() == echo.value
+    version = decode(H("0e 00 0b 09 35 08 08 00 08 07 06 05 04 03 02 01"))
+    assert version == aflib.version_report(9, 101, 0x0102030405060708)
+    reply = aflib.answer(version)  # what the ASR owes afLib, else its queue stalls 10 s
+    assert encode(reply) == H("10 00 0d 09 35 08 00 03 08 00 08 07 06 05 04 03 02 01")
+
+
+def test_a_set_never_travels_in_a_channel_and_short_channel_values_stay_raw():
+    with pytest.raises(ProtocolError, match="only an UPDATE travels in a channel"):
+        encode(Message(MsgType.SET, 1, 1302, b"", channel=1098))
+    raw = decode(H("09 00 0d 00 4a 04 00 00 01 00 15"))  # one value byte: no inner id
+    assert (raw.attr_id, raw.channel, raw.value) == (1098, None, H("15"))
+
+
+def test_legacy_reject_and_set_refusal_decode():
+    reject = decode(H("06 00 0e 00 01 00 06 00"))  # what afLib3 understands: no value
+    assert (reject.type, reject.attr_id, reject.state) == (
+        MsgType.UPDATE_REJECTED_LEGACY, 1, UpdateState.FORBIDDEN
+    )  # fmt: skip
+    assert encode(reject) == H("06 00 0e 00 01 00 06 00")
+    refused = decode(H("09 00 0d 07 01 00 05 fd 01 00 00"))
+    assert (refused.state, refused.reason) == (UpdateState.FAILED, 0xFD)
+    assert refused.reason is UpdateReason.INTERNAL_SET_REJECTED
+
+
+def test_boot_handshake_values():
+    assert encode(aflib.asr_version(0x6000)) == H(
+        "10 00 0d 00 d3 07 00 00 08 00 00 60 00 00 00 00 00 00"
+    )
+    assert encode(aflib.asr_state(aflib.AsrState.INITIALIZED)) == H(
+        "09 00 0d 00 f5 fd 00 00 01 00 04"
+    )
+    assert aflib.gate_state(0x5063) is aflib.AsrState.INITIALIZED
+    assert aflib.gate_state(0x5062) is aflib.AsrState.LINKED
+    text = aflib.reboot_reason(aflib.RebootCode.BROWNOUT)
+    assert len(text.split(",")) == 23 and aflib.reboot_code(text) is aflib.RebootCode.BROWNOUT
+    assert (
+        aflib.reboot_code("1,240,x") is aflib.RebootCode.OTHER and aflib.reboot_code("1,77") == 77
+    )
+    with pytest.raises(ProtocolError, match="reboot-reason"):
+        aflib.reboot_code("brownout")
 
 
 # -- describe --------------------------------------------------------------------------------------
@@ -211,12 +267,14 @@ def test_set_helpers_address_the_ota_attributes():
     ("msg", "line"),
     [
         (
-            aflib.set_ota_info(3, OtaInfo.begin(101, 40960, 7)),
-            "SET 1301 TRANSFER_BEGIN type=101 size=40960 version=7 (req 3)",
+            aflib.notify_info(OtaInfo.begin(101, 40960, 7)),
+            "UPDATE 1301 via 1098 TRANSFER_BEGIN type=101 size=40960 version=7",
         ),
         (aflib.update(0, 1302, aflib.encode_offset(249)), "UPDATE 1302 next offset 249"),
         (aflib.update(4, 1302, H("ffffffff")), "UPDATE 1302 next offset STOP (req 4)"),
-        (aflib.set_transfer(0, 0, bytes(249)), "SET 1302 offset 0 +249 bytes"),
+        (aflib.notify_chunk(0, bytes(249)), "UPDATE 1302 via 1098 offset 0 +249 bytes"),
+        (aflib.version_report(5, 101, 7), "SET 2101 version 7 (type 101) (req 5)"),
+        (aflib.asr_state(aflib.AsrState.LINKED), "UPDATE 65013 ASR state LINKED"),
         (aflib.update(0, 1301, OtaInfo.apply(7).encode()), "UPDATE 1301 APPLY version=7"),
         (aflib.update(0, 2101, (7).to_bytes(8, "little")), "UPDATE 2101 version 7 (type 101)"),
         (Message(MsgType.GET, 1, 1206), "GET 1206 (req 1)"),

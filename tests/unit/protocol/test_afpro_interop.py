@@ -16,12 +16,15 @@ from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, StreamDec
 
 
 def random_message(rng: random.Random) -> bytes:
+    """Framing only: what a message says does not matter to the transports, its size does. The
+    chunk is a plain SET of 1302 (up to 261 bytes); the offset is tunnelled as afLib sends it."""
     kind = rng.choice(["chunk", "offset", "get", "blob"])
     if kind == "chunk":
         chunk = rng.randbytes(rng.randint(0, aflib.max_chunk()))
-        return aflib.encode(aflib.set_transfer(rng.randint(1, 255), rng.randint(0, 2**20), chunk))
+        value = aflib.encode_transfer(rng.randint(0, 2**20), chunk)
+        return aflib.encode(aflib.Message(aflib.MsgType.SET, rng.randint(1, 255), 1302, value))
     if kind == "offset":
-        return aflib.encode(aflib.update(rng.randint(0, 255), 1302, aflib.encode_offset(249)))
+        return aflib.encode(aflib.report(rng.randint(0, 255), 1302, aflib.encode_offset(249)))
     if kind == "get":
         return aflib.encode(aflib.Message(aflib.MsgType.GET, rng.randint(0, 255), 1206))
     return aflib.encode(

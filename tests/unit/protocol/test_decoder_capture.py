@@ -1,12 +1,12 @@
-"""The sniffer's decoder replays a hand-made capture (fixtures/captures): a whole handoff with a
-collision and a sync hit by line noise. The capture was laid out from DESIGN §3 without rig's
-code; the expected messages below are built with rig.protocol.aflib, so both sides must agree."""
+"""The sniffer's decoder replays a hand-made capture (fixtures/captures): the ASR's boot handshake
+and a whole handoff as afLib speaks it, with a collision and a sync hit by line noise. The
+capture was laid out with struct alone, without rig's code; the expected messages below are
+built with rig.protocol.aflib, so both sides must agree."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import struct
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,11 @@ from rig.protocol.aflib import (
     AF_MCU_OTA_INFO,
     AF_MCU_OTA_TRANSFER,
     STOP_TRANSFER_OFFSET,
+    AsrState,
     Message,
+    MsgType,
     OtaInfo,
+    RebootCode,
 )
 from rig.protocol.afpro import Sync, SyncKind
 from rig.protocol.decoder import (
@@ -38,35 +41,49 @@ from rig.protocol.transcript import Transcript
 CAPTURES = Path(__file__).resolve().parents[3] / "fixtures" / "captures"
 CAPTURE = CAPTURES / "handoff_with_collision.jsonl"
 IMAGE = b"rig capture demo"
-BAD_SYNC = bytes.fromhex("30 1e 00 00 00 3e")
+BAD_SYNC = bytes.fromhex("30 12 00 00 00 40")
 BAD_AT = 0.405
-
-
-def version(value: int) -> bytes:
-    return struct.pack("<Q", value)
+REBOOT_REASON = aflib.reboot_reason(RebootCode.RESET_PIN)
 
 
 BEGIN = OtaInfo.begin(101, 16, 7)
 APPLY = OtaInfo.apply(7)
+CAPABILITIES = Message(MsgType.SET, 1, aflib.AFLIB_CAPABILITIES, b"\x00")  # afLib's first words
+ASK = Message(MsgType.GET, 2, aflib.ASR_CAPABILITIES)
+VERSION_SET = aflib.version_report(8, 101, 7)  # the success signal
 EXPECTED = [
-    (MCU_TO_ASR, aflib.update(0, 2101, version(6))),
-    (ASR_TO_MCU, aflib.set_ota_info(1, BEGIN)),
-    (MCU_TO_ASR, aflib.update(1, AF_MCU_OTA_INFO, BEGIN.encode())),  # won the collision
-    (ASR_TO_MCU, Message(aflib.MsgType.SET, 2, 1, b"\x01")),  # lost it, sent later
-    (MCU_TO_ASR, aflib.update(2, 1, b"\x01")),
-    (ASR_TO_MCU, aflib.set_transfer(3, 0, IMAGE[:8])),
-    (MCU_TO_ASR, aflib.update(3, AF_MCU_OTA_TRANSFER, aflib.encode_offset(8))),  # after the noise
-    (ASR_TO_MCU, aflib.set_transfer(4, 8, IMAGE[8:])),
-    (MCU_TO_ASR, aflib.update(4, AF_MCU_OTA_TRANSFER, aflib.encode_offset(STOP_TRANSFER_OFFSET))),
+    # the ASR's handshake (its notifications carry request id 0)
+    (ASR_TO_MCU, aflib.asr_state(AsrState.REBOOTED)),
+    (ASR_TO_MCU, aflib.notification(aflib.REBOOT_REASON, REBOOT_REASON.encode())),
+    (ASR_TO_MCU, aflib.asr_version(0x7001)),
+    (ASR_TO_MCU, aflib.asr_state(AsrState.LINKED)),
+    (ASR_TO_MCU, aflib.asr_state(AsrState.INITIALIZED)),
+    # afLib speaks, numbering with its own counter; the ASR answers each, echoing the id
+    (MCU_TO_ASR, CAPABILITIES),
+    (ASR_TO_MCU, aflib.answer(CAPABILITIES)),
+    (MCU_TO_ASR, ASK),
+    (ASR_TO_MCU, aflib.answer(ASK, b"\x80")),
+    # the handoff, tunnelled: 1098 from the ASR (id 0), 1099 from the MCU (its counter)
+    (ASR_TO_MCU, aflib.notify_info(BEGIN)),
+    (MCU_TO_ASR, aflib.report(3, AF_MCU_OTA_INFO, BEGIN.encode())),  # won the collision
+    (ASR_TO_MCU, Message(MsgType.SET, 0x43, 1, b"\x01")),  # lost it, sent later
+    (MCU_TO_ASR, aflib.update(0x43, 1, b"\x01")),  # the answer to an ASR SET echoes its id
+    (ASR_TO_MCU, aflib.notify_chunk(0, IMAGE[:8])),
+    (MCU_TO_ASR, aflib.report(4, AF_MCU_OTA_TRANSFER, aflib.encode_offset(8))),  # after the noise
+    (ASR_TO_MCU, aflib.notify_chunk(8, IMAGE[8:])),
+    (MCU_TO_ASR, aflib.report(5, AF_MCU_OTA_TRANSFER, aflib.encode_offset(STOP_TRANSFER_OFFSET))),
     (
         MCU_TO_ASR,
-        aflib.update(0, AF_MCU_OTA_INFO, OtaInfo.verify(hashlib.sha256(IMAGE).digest()).encode()),
+        aflib.report(6, AF_MCU_OTA_INFO, OtaInfo.verify(hashlib.sha256(IMAGE).digest()).encode()),
     ),
-    (ASR_TO_MCU, aflib.set_ota_info(5, APPLY)),
-    (MCU_TO_ASR, aflib.update(5, AF_MCU_OTA_INFO, APPLY.encode())),
-    (MCU_TO_ASR, aflib.update(0, AF_MCU_OTA_INFO, bytes([0]))),
-    (MCU_TO_ASR, aflib.update(0, 2101, version(7))),
+    (ASR_TO_MCU, aflib.notify_info(APPLY)),
+    (MCU_TO_ASR, aflib.report(7, AF_MCU_OTA_INFO, APPLY.applied().encode())),  # the 9-byte IDLE
+    (MCU_TO_ASR, VERSION_SET),
+    (ASR_TO_MCU, aflib.answer(VERSION_SET)),
 ]
+AFTER_NOISE = EXPECTED.index(
+    (MCU_TO_ASR, aflib.report(4, AF_MCU_OTA_TRANSFER, aflib.encode_offset(8)))
+)
 
 
 def replay(records: list[tuple[float, str, bytes]]) -> list[Event]:
@@ -99,7 +116,7 @@ def test_the_capture_is_what_its_script_writes():
 
 
 def test_the_capture_is_in_the_taps_format(records):
-    assert len(records) == 86
+    assert len(records) == 126
     assert {d for _, d, _ in records} == {MCU_TO_ASR, ASR_TO_MCU}
     times = [t for t, _, _ in records]
     assert times == sorted(times) and times[0] == 0.0
@@ -121,11 +138,11 @@ def test_the_bad_sync_is_skipped_and_reported_with_its_bytes_and_why(events):
     (skip,) = [e for e in events if isinstance(e, SkipEvent)]
     assert skip.direction == MCU_TO_ASR
     assert skip.data == BAD_SYNC
-    assert skip.why == "bad sync checksum (30 1e 00 00 00 3e); not a sync"
+    assert skip.why == "bad sync checksum (30 12 00 00 00 40); not a sync"
     assert skip.t == BAD_AT
     assert describe_event(skip) == (
-        "0.405 mcu_to_asr SKIP 6 bytes (bad sync checksum (30 1e 00 00 00 3e); not a sync): "
-        "30 1e 00 00 00 3e"
+        "0.405 mcu_to_asr SKIP 6 bytes (bad sync checksum (30 12 00 00 00 40); not a sync): "
+        "30 12 00 00 00 40"
     )
 
 
@@ -134,33 +151,60 @@ def test_nothing_after_the_bad_sync_is_lost(events):
     at = next(i for i, e in enumerate(mcu_wire) if isinstance(e, SkipEvent))
     resync, ack, answer = mcu_wire[at + 1 : at + 4]
     assert isinstance(resync, SyncEvent) and resync.t == pytest.approx(BAD_AT + 1.0)
-    assert resync.sync == Sync(SyncKind.REQUEST_OR_RESPONSE, 14, 0)
-    assert isinstance(ack, SyncEvent) and ack.sync == Sync(SyncKind.ACK, 14, 0)
-    assert isinstance(answer, MessageEvent) and answer.message == EXPECTED[6][1]
+    assert resync.sync == Sync(SyncKind.REQUEST_OR_RESPONSE, 16, 0)
+    assert isinstance(ack, SyncEvent) and ack.sync == Sync(SyncKind.ACK, 16, 0)
+    assert isinstance(answer, MessageEvent) and answer.message == EXPECTED[AFTER_NOISE][1]
     after = [e for e in events if isinstance(e, MessageEvent) and e.t > BAD_AT]
-    assert [(e.direction, e.message) for e in after] == EXPECTED[6:]
+    assert [(e.direction, e.message) for e in after] == EXPECTED[AFTER_NOISE:]
+
+
+def test_the_asr_handshake_comes_first_and_afLib_speaks_only_after_it(events):
+    before_ota = [e for e in events if isinstance(e, MessageEvent) and e.t < 0.2]
+    assert [describe_event(e).split(" ", 1)[1] for e in before_ota] == [
+        "asr_to_mcu UPDATE 65013 ASR state REBOOTED",
+        f"asr_to_mcu UPDATE 65019 reboot reason RESET_PIN ({REBOOT_REASON})",
+        "asr_to_mcu UPDATE 2003 ASR firmware version 0x7001",
+        "asr_to_mcu UPDATE 65013 ASR state LINKED",
+        "asr_to_mcu UPDATE 65013 ASR state INITIALIZED",
+        "mcu_to_asr SET 1207 value 00 (req 1)",
+        "asr_to_mcu UPDATE 1207 value 00 (req 1)",
+        "mcu_to_asr GET 1206 (req 2)",
+        "asr_to_mcu UPDATE 1206 capabilities 80 (MCU OTA) (req 2)",
+    ]
+    # 0x7001 is above afLib's gate, so INITIALIZED (not LINKED) is what lets the MCU speak
+    assert aflib.gate_state(0x7001) is AsrState.INITIALIZED
+    first_mcu = next(i for i, e in enumerate(before_ota) if e.direction == MCU_TO_ASR)
+    assert before_ota[first_mcu - 1].message == aflib.asr_state(AsrState.INITIALIZED)
+    answers = [e.message for e in before_ota[first_mcu:] if e.direction == ASR_TO_MCU]
+    assert [(m.reason, m.request_id) for m in answers] == [
+        (aflib.UpdateReason.MCU_SET, 1),
+        (aflib.UpdateReason.GET_RESPONSE, 2),
+    ]
+    # the reason string is ASCII: its '0's are 0x30, the sync byte, and stay data
+    assert REBOOT_REASON.encode().count(b"0") > 20
+    assert aflib.reboot_code(before_ota[1].message.value) is RebootCode.RESET_PIN
 
 
 def test_the_collision_the_mcu_wins_and_the_asr_sends_later(events):
     collisions = [e for e in events if isinstance(e, SyncEvent) and e.sync.collision]
     (response,) = collisions
     assert response.direction == ASR_TO_MCU
-    assert (response.sync.mcu_bytes, response.sync.asr_bytes) == (25, 9)
-    assert describe_event(response) == "0.301 asr_to_mcu RESPONSE mcu=25 asr=9 (collision)"
+    assert (response.sync.mcu_bytes, response.sync.asr_bytes) == (27, 9)
+    assert describe_event(response) == "0.301 asr_to_mcu RESPONSE mcu=27 asr=9 (collision)"
     # the MCU sends its request again instead of an ack, and its data goes through
     mcu_wire = [e for e in on(events, MCU_TO_ASR) if 0.3 <= e.t < 0.307]
     assert [describe_event(e) for e in mcu_wire] == [
-        "0.300 mcu_to_asr REQUEST mcu=25 asr=0",
-        "0.302 mcu_to_asr REQUEST mcu=25 asr=0",
-        "0.304 mcu_to_asr ACK mcu=25 asr=0",
-        "0.306 mcu_to_asr UPDATE 1301 TRANSFER_BEGIN type=101 size=16 version=7 (req 1)",
+        "0.300 mcu_to_asr REQUEST mcu=27 asr=0",
+        "0.302 mcu_to_asr REQUEST mcu=27 asr=0",
+        "0.304 mcu_to_asr ACK mcu=27 asr=0",
+        "0.306 mcu_to_asr UPDATE 1301 via 1099 TRANSFER_BEGIN type=101 size=16 version=7 (req 3)",
     ]
     # the ASR yields, then asks again with a Ready and sends the 9 bytes it kept
     asr_wire = [e for e in on(events, ASR_TO_MCU) if 0.3 <= e.t <= 0.311]
     assert [describe_event(e) for e in asr_wire] == [
-        "0.301 asr_to_mcu RESPONSE mcu=25 asr=9 (collision)",
+        "0.301 asr_to_mcu RESPONSE mcu=27 asr=9 (collision)",
         "0.301 asr_to_mcu READY",
-        "0.303 asr_to_mcu RESPONSE mcu=25 asr=0",
+        "0.303 asr_to_mcu RESPONSE mcu=27 asr=0",
         "0.303 asr_to_mcu READY",
         "0.305 asr_to_mcu READY",
         "0.307 asr_to_mcu READY",  # the final Ready of the MCU's transaction
@@ -168,7 +212,7 @@ def test_the_collision_the_mcu_wins_and_the_asr_sends_later(events):
         "0.309 asr_to_mcu RESPONSE mcu=0 asr=9",
         "0.309 asr_to_mcu READY",
         "0.311 asr_to_mcu READY",
-        "0.311 asr_to_mcu SET 1 value 01 (req 2)",
+        "0.311 asr_to_mcu SET 1 value 01 (req 67)",
         "0.311 asr_to_mcu READY",
     ]
 
@@ -189,9 +233,10 @@ def test_the_replayed_handoff_is_delivered(events):
         "TRANSFER_BEGIN",
         "VERIFY_SIGNATURE",
         "APPLY",
-        "APPLY",
-        "IDLE",
+        "IDLE",  # the MCU's echo of APPLY
     ]
+    written = transcript.version_written(101, 7)
+    assert written is not None and written.message == VERSION_SET
     assert [(c.offset, c.data) for c in transcript.chunks] == [(0, b"rig capt"), (8, b"ure demo")]
     assert transcript.next_offsets == [8, STOP_TRANSFER_OFFSET]
     assert transcript.retries == 0

@@ -50,14 +50,27 @@ sync_in_data = st.builds(
 values = st.lists(st.one_of(sized_binary(80), sync_in_data), max_size=4).map(b"".join)
 
 
+REJECTS = (MsgType.UPDATE_REJECTED, MsgType.UPDATE_REJECTED_LEGACY)
+CHANNELS = (1098, 1099)  # ASR → MCU, MCU → ASR: an UPDATE there carries an inner attribute
+attr_ids = st.one_of(u16, st.sampled_from(CHANNELS))
+
+
 @st.composite
 def messages(draw: st.DrawFn) -> Message:
+    """Any message as `decode` returns it: an UPDATE in a channel whose value holds an inner
+    id is the tunnelled message (inner id, rest of the value, the channel)."""
     msg_type = draw(st.sampled_from(list(MsgType)))
-    no_value = msg_type in (MsgType.GET, MsgType.UPDATE_REJECTED)
+    no_value = msg_type in (MsgType.GET, *REJECTS)
     value = b"" if no_value else draw(values)
-    status = msg_type in (MsgType.UPDATE, MsgType.UPDATE_REJECTED)
+    status = msg_type in (MsgType.UPDATE, *REJECTS)
     state, reason = (draw(u8), draw(u8)) if status else (None, None)
-    return Message(msg_type, draw(u8), draw(u16), value, state, reason)
+    request_id, attr_id = draw(u8), draw(attr_ids)
+    if msg_type == MsgType.UPDATE and draw(st.booleans()):
+        channel = draw(st.sampled_from(CHANNELS))
+        return Message(msg_type, request_id, attr_id, value, state, reason, channel=channel)
+    if msg_type == MsgType.UPDATE and attr_id in CHANNELS:
+        value = value[:1]  # too short for an inner id: stays a message of the channel itself
+    return Message(msg_type, request_id, attr_id, value, state, reason)
 
 
 ota_infos = st.one_of(
@@ -75,7 +88,26 @@ ota_infos = st.one_of(
 @FAST
 @given(messages())
 def test_message_round_trip(msg: Message):
-    assert aflib.decode(aflib.encode(msg)) == msg
+    raw = aflib.encode(msg)
+    assert aflib.decode(raw) == msg
+    # the wire view: a tunnelled message travels as its channel, its inner id before the value
+    assert raw[4:6] == msg.wire_attr_id.to_bytes(2, "little")
+    if msg.channel is not None:
+        assert raw[-len(msg.wire_value) :] == msg.wire_value
+        assert msg.wire_value == msg.attr_id.to_bytes(2, "little") + msg.value
+
+
+@FAST
+@given(u8, u16, st.sampled_from(CHANNELS), values, u8, u8)
+def test_an_update_in_a_channel_is_read_as_the_attribute_inside(
+    request_id: int, inner: int, channel: int, value: bytes, state: int, reason: int
+):
+    wire = Message(MsgType.UPDATE, request_id, channel, inner.to_bytes(2, "little") + value,
+                   state, reason)  # fmt: skip
+    msg = aflib.decode(aflib.encode(wire))
+    assert (msg.attr_id, msg.value, msg.channel) == (inner, value, channel)
+    assert (msg.wire_attr_id, msg.wire_value) == (channel, wire.value)
+    assert aflib.encode(msg) == aflib.encode(wire)
 
 
 @FAST

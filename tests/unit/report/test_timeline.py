@@ -1,7 +1,8 @@
-"""The handoff timeline, from a real transcript: DESIGN §3 frames fed to the sniffer's decoder.
+"""The handoff timeline, from a real transcript: afLib-shaped frames fed to the sniffer's decoder.
 
-The handoff is test_transcript's, with chunk 249 sent twice (the MCU asked for it again), and a
-deployment history around it on the same wall clock: OFFERED half a second before the wire.
+The handoff is test_transcript's (OTA steps tunnelled through 1098/1099, APPLY echoed as IDLE,
+the version SET), with chunk 249 sent twice (the MCU asked for it again), and a deployment
+history around it on the same wall clock: OFFERED half a second before the wire.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ def test_the_text_summarises_chunks_and_retries_then_merges_steps_in_time_order(
         ("mcu→asr", "next offset"),
         ("mcu→asr", "OTA VERIFY_SIGNATURE"),
         ("asr→mcu", "OTA APPLY"),
-        ("mcu→asr", "OTA APPLY"),
-        ("mcu→asr", "OTA IDLE"),
+        ("mcu→asr", "OTA IDLE"),  # the MCU's echo of APPLY
         ("service", "SUCCEEDED"),
     ]
     assert merged[1] == "  +0.500s  asr→mcu  OTA TRANSFER_BEGIN type=101 size=1000 version=7"
     assert merged[3] == "  +0.525s  service  TRANSFERRING"
+    assert merged[5] == f"  +{times[5]:.3f}s  mcu→asr  next offset STOP (all bytes in)"
+    assert merged[7] == f"  +{times[7]:.3f}s  asr→mcu  OTA APPLY version=7"
+    assert merged[8] == f"  +{times[8]:.3f}s  mcu→asr  OTA IDLE version=7"
     assert merged[4] == f"  +{times[4]:.3f}s  asr→mcu  chunk offset 249 +249 bytes re-sent"
     assert times[4] == round(T0 + resend * DT - START, 3)
 
