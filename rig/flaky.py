@@ -74,13 +74,15 @@ def retry_flaky(
             "step that needs more is broken, not flaky"
         )
     failures: list[str] = []
+    details = ""  # the last failure's lines after its first: its evidence (e.g. lines received)
     for number in range(1, attempts + 1):
         started = time.time()
         try:
             with steps.step(f"{step} (attempt {number}/{attempts})"):
                 result = fn()
         except retry_on as exc:
-            failures.append(f"attempt {number}: {str(exc).splitlines()[0]}")
+            first, _, details = str(exc).partition("\n")
+            failures.append(f"attempt {number}: {first}")
             steps.emit(Attempt(step, number, attempts, str(exc), started, time.time() - started))
             if number < attempts and pause_s:
                 time.sleep(pause_s)  # give the hardware its settling time, not a sync wait
@@ -90,6 +92,7 @@ def retry_flaky(
     raise FlakyStepError(
         f"{step} failed on all {attempts} attempts (a hardware-flaky step, retried):\n  "
         + "\n  ".join(failures)
+        + "".join(f"\n  {line}" for line in details.splitlines())
     )
 
 

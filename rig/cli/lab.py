@@ -1,8 +1,9 @@
-"""`rig boards` (list or check the inventory) and `rig double` (run the board double)."""
+"""`rig boards` (list, check or probe the inventory) and `rig double` (run the board double)."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from rig.errors import RigError
@@ -19,6 +20,8 @@ def cmd_boards(args: argparse.Namespace) -> int:
     path = _boards_file(args)
     inv = inventory.load(path)
     names = inv.select(args.board) if args.board else list(inv.boards)
+    if args.probe or args.boot:
+        return _probe(inv, names, boot=args.boot)
     if args.check:
         print(f"{path}: {len(inv.boards)} board(s), no problems")
         return 0
@@ -35,6 +38,26 @@ def cmd_boards(args: argparse.Namespace) -> int:
         tags = ",".join(board.tags) or "-"
         rows.append((name, board.kind, board.device_type, board.host or "-", power, console, tags))
     print(text_table.render(rows))
+    return 0
+
+
+def _probe(inv: inventory.Inventory, names: list[str], *, boot: bool) -> int:
+    """One row per board, each part ok, its model or time, or FAIL with why; 1 if any failed."""
+    from rig.lab.probe import probe
+
+    log_dir = inv.path.parent / ".rig" / "logs" / time.strftime("probe-%Y%m%d-%H%M%S")
+    found = probe(inv, names, boot=boot, log_dir=log_dir)
+    booted = ["BOOT s", "FIRMWARE"] if boot else []
+    rows = [["BOARD", "KIND", "SUPPLY", "CONSOLE", "TAP", *booted, "NOTE"]]
+    for board in found:
+        booted = [board.boot.shown, board.firmware] if boot else []
+        parts = [board.supply.shown, board.console.shown, board.tap.shown]
+        rows.append([board.name, board.kind, *parts, *booted, board.note])
+    print(text_table.render(rows, right={5} if boot else ()))
+    missing = [board.name for board in found if not board.ok]
+    if missing:
+        print(f"missing parts on {', '.join(missing)}; logs: {log_dir}")
+        return 1
     return 0
 
 
@@ -71,6 +94,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     boards.add_argument(
         "--check", action="store_true", help="validate only; exit 1 listing every mistake"
     )
+    boards.add_argument(
+        "--probe", action="store_true",
+        help="check each board's parts are there: the supply answers *IDN?, the console and tap "
+        "ports open (emulated boards: through a double started for it); exit 1 if any is not",
+    )  # fmt: skip
+    boards.add_argument(
+        "--boot", action="store_true",
+        help="with --probe (implied): also power-cycle each board and time its banner",
+    )  # fmt: skip
     boards.set_defaults(run=cmd_boards)
 
     double = commands.add_parser("double", help="emulate the emulated boards (SCPI + console)")

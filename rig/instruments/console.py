@@ -41,7 +41,23 @@ class ConsoleError(RigError):
 
 
 class ConsoleTimeout(ConsoleError):
-    """An expected pattern did not appear in time."""
+    """An expected pattern did not appear in time; carries what did, so callers that know
+    where the pattern came from (boards.yaml) can say so with the evidence."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pattern: str = "",
+        timeout_s: float = 0.0,
+        tail: tuple[str, ...] = (),
+        log_path: Path | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.pattern = pattern  # the regular expression (or literal) waited for
+        self.timeout_s = timeout_s
+        self.tail = tail  # the last lines received since the previous match, oldest first
+        self.log_path = log_path
 
 
 class _Text:
@@ -337,15 +353,23 @@ class Console:
         try:
             step()
         except pexpect.TIMEOUT:
-            raise ConsoleTimeout(self._timeout_message(pattern, timeout)) from None
+            tail = self._tail()
+            raise ConsoleTimeout(
+                self._timeout_message(pattern, timeout, tail),
+                pattern=pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern),
+                timeout_s=timeout, tail=tail, log_path=self.log_path,
+            ) from None  # fmt: skip
         except pexpect.EOF:
             raise ConsoleError(
                 f"{self.name}: console {self.url} was closed while waiting for {_shown(pattern)}"
             ) from None
 
-    def _timeout_message(self, pattern: object, timeout: float) -> str:
+    def _tail(self) -> tuple[str, ...]:
+        """The last lines received since the previous match (what a timeout has to show)."""
         before = self._feed.before or ""
-        tail = before[-1500:].splitlines()[-15:]
+        return tuple(before[-1500:].splitlines()[-15:])
+
+    def _timeout_message(self, pattern: object, timeout: float, tail: tuple[str, ...]) -> str:
         shown_tail = "\n".join(f"    | {line}" for line in tail) or "    (nothing received)"
         return (
             f"{self.name}: console {self.url}: {_shown(pattern)} did not appear within "

@@ -1,13 +1,16 @@
 """Bench power supplies over SCPI, through pyvisa.
 
 The driver keeps the VISA session honest: terminations are set explicitly, `*IDN?` proves the
-instrument is there, every setting is followed by `SYST:ERR?`, and a query that times out
+instrument is there (and, where the dialect knows its vendor, that it is the supply boards.yaml
+names), every setting is followed by the dialect's error query, and a query that times out
 reopens the session so a late reply can never be taken as the answer to the next question.
+What differs between vendors is data in `rig.instruments.power_dialects`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +19,7 @@ import pyvisa
 from pyvisa import constants, errors
 
 from rig.errors import RigError
-from rig.instruments.power_dialects import DIALECTS, Dialect
+from rig.instruments.power_dialects import DIALECTS, Dialect, model_for
 
 MAX_QUEUED_ERRORS = 16
 
@@ -33,6 +36,7 @@ class PowerSupply:
         resource: str,
         *,
         model: str = "generic",
+        dialect: Dialect | None = None,
         channel: int = 1,
         visa_library: str = "@py",
         timeout_s: float = 2.0,
@@ -40,11 +44,11 @@ class PowerSupply:
         name: str = "board",
         observer: Callable[[str], None] | None = None,
     ) -> None:
-        if model not in DIALECTS:
+        if dialect is None and model not in DIALECTS:
             raise PowerError(f"{name}: unknown power model {model!r}; known: {', '.join(DIALECTS)}")
         self.resource = resource
-        self.model = model
-        self.dialect: Dialect = DIALECTS[model]
+        self.model = model  # a built-in's name, or the name boards.yaml gave its own dialect
+        self.dialect: Dialect = dialect if dialect is not None else DIALECTS[model]
         self.channel = channel
         self.visa_library = visa_library
         self.timeout_s = timeout_s
@@ -85,7 +89,19 @@ class PowerSupply:
                 "powered and reachable, that the port is its SCPI port and uses \\n "
                 f"terminations, and boards.{self.name}.power.resource in boards.yaml."
             ) from None
+        if self.dialect.idn and not re.search(self.dialect.idn, self.identity):
+            self.close()
+            raise PowerError(f"{where}: {self._wrong_model(self.identity)}")
         return self.identity
+
+    def _wrong_model(self, identity: str) -> str:
+        """What to say when the instrument is not the supply `power.model` names."""
+        guess = model_for(identity)
+        hint = f"set it to {guess!r}" if guess else "describe its commands under power.dialect"
+        return (
+            f"it answers *IDN? with {identity!r}, which is not a {self.model} supply: "
+            f"boards.{self.name}.power.model is wrong for it; {hint} (see README, boards.yaml)"
+        )
 
     def close(self) -> None:
         if self._session is not None:
@@ -125,7 +141,9 @@ class PowerSupply:
             timed_out = exc.error_code == constants.StatusCode.error_timeout
             self.close()  # a late reply must never answer the next query
             what = (
-                f"no reply to {command!r} within {self.timeout_s:g} s"
+                f"no reply to {command!r} within {self.timeout_s:g} s (a supply that does not know "
+                f"the command stays silent: is boards.{self.name}.power.model, {self.model}, "
+                "right for it?)"
                 if timed_out
                 else f"{command!r} failed: {exc.description}"
             )
@@ -156,28 +174,40 @@ class PowerSupply:
                 self._io(self._fill(self.dialect.select), query=False)
             return self._query(self._fill(template))
 
-    def _setting(self, template: str, value: object) -> None:
-        """Send one setting and make the instrument confirm it took it."""
-        command = self._fill(template, value)
+    def _setting(self, templates: str | tuple[str, ...], value: object = None) -> None:
+        """Send a setting (one or more commands) and make the instrument confirm it took it."""
+        if isinstance(templates, str):
+            templates = (templates,)
+        commands = [self._fill(t, value) for t in templates]
         with self._lock:
             if self.dialect.select:
                 self._io(self._fill(self.dialect.select), query=False)
-            self._io(command, query=False)
+            for command in commands:
+                self._io(command, query=False)
             problems = self.errors()
         if problems:
+            sent = " then ".join(map(repr, commands))
+            hint = ""
+            if any(re.match(r"\s*-1\d\d\b", p) for p in problems):  # SCPI command errors
+                hint = (
+                    f" (it does not understand the command: is boards.{self.name}.power.model,"
+                    f" {self.model}, right for it?)"
+                )
             raise PowerError(
-                f"{self.name}: power supply {self.resource} refused {command!r}: "
-                f"{'; '.join(problems)}"
+                f"{self.name}: power supply {self.resource} refused {sent}: "
+                f"{'; '.join(problems)}{hint}"
             )
 
     def errors(self) -> list[str]:
-        """Drain the instrument's error queue (`SYST:ERR?`)."""
+        """Drain the instrument's error queue (the dialect's error query, e.g. `SYST:ERR?`)."""
         found: list[str] = []
+        query = self.dialect.error_query
+        if query is None:
+            return found
         with self._lock:
             for _ in range(MAX_QUEUED_ERRORS):
-                reply = self._query("SYST:ERR?")
-                code = reply.split(",", 1)[0].strip()
-                if code in ("0", "+0"):
+                reply = self._query(query)
+                if self.dialect.no_error_in(reply):
                     break
                 found.append(reply)
         return found
@@ -186,18 +216,36 @@ class PowerSupply:
 
     def on(self) -> None:
         self._tell(f"power on ({self.resource} ch{self.channel})")
-        self._setting(self.dialect.output, "ON")
+        self._setting(self.dialect.output_on)
 
     def off(self) -> None:
         self._tell(f"power off ({self.resource} ch{self.channel})")
-        self._setting(self.dialect.output, "OFF")
+        self._setting(self.dialect.output_off)
 
     def _tell(self, event: str) -> None:
         if self.observer is not None:
             self.observer(event)
 
     def is_on(self) -> bool:
-        return self._channel_query(self.dialect.output_query).upper() in self.dialect.on_reply
+        """Whether the channel's output is on: every query of the dialect must say so."""
+        if not self.dialect.output_query:
+            raise PowerError(
+                f"{self.name}: the {self.model} dialect has no query for the output state, so "
+                "rig cannot tell whether it is on (add output_query to its dialect if the "
+                "supply has one)"
+            )
+        states = []
+        for template in self.dialect.output_query:
+            reply = self._channel_query(template)
+            state = self.dialect.read_state(reply, self.channel)
+            if state is None:
+                raise PowerError(
+                    f"{self.name}: power supply {self.resource} answered {self._fill(template)!r} "
+                    f"with {reply!r}, not an output state: is boards.{self.name}.power.model "
+                    f"right ({self.model})?"
+                )
+            states.append(state)
+        return all(states)
 
     def cycle(self, off_s: float | None = None) -> None:
         """Off, wait the off time (so the board's rails really drain), on."""
@@ -215,6 +263,14 @@ class PowerSupply:
         self.set_volts(volts)
         self.set_current_limit(amps)
 
+    def volts_setting(self) -> float:
+        """The voltage the channel is set to (not what it measures)."""
+        return self._number(self.dialect.volts_query)
+
+    def current_limit(self) -> float:
+        """The current limit the channel is set to."""
+        return self._number(self.dialect.amps_query)
+
     def measure_volts(self) -> float:
         return self._number(self.dialect.measure_volts)
 
@@ -223,11 +279,11 @@ class PowerSupply:
 
     def _number(self, template: str) -> float:
         reply = self._channel_query(template)
-        try:
-            return float(reply)
-        except ValueError:
+        number = self.dialect.read_number(reply)
+        if number is None:
             raise PowerError(
-                f"{self.name}: power supply {self.resource} answered {template!r} with "
-                f"{reply!r}, not a number: is boards.{self.name}.power.model right "
+                f"{self.name}: power supply {self.resource} answered {self._fill(template)!r} "
+                f"with {reply!r}, not a number: is boards.{self.name}.power.model right "
                 f"({self.model})?"
-            ) from None
+            )
+        return number

@@ -6,9 +6,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from rig.instruments.console import Console
+from rig.instruments.console import Console, ConsoleTimeout
 from rig.instruments.power import PowerSupply
+from rig.lab.console_errors import banner_timeout, reply_timeout
 from rig.lab.inventory import BoardConfig
 
 
@@ -25,8 +27,9 @@ class Board:
     # Where built-in measurements go, as measure(name, value, unit=..., source=...): the plugin
     # points it at the running test's measurements; None outside a test.
     record: Callable[..., object] | None = field(default=None, repr=False)
-    firmware: str | None = None  # the version the last banner showed
+    firmware: str | None = None  # the version it last showed (banner or version query)
     last_boot_s: float | None = None  # power on -> banner, at the last boot()
+    boards_file: Path | None = None  # where `config` was read: errors name its keys' lines
 
     @property
     def device_id(self) -> str:
@@ -39,7 +42,13 @@ class Board:
 
     @property
     def banner(self) -> re.Pattern[str]:
+        """What marks a finished boot (boards.yaml `console.banner`)."""
         return re.compile(self.config.console.banner)
+
+    @property
+    def version_pattern(self) -> re.Pattern[str]:
+        """The answer to the version command (boards.yaml `console.version_pattern`)."""
+        return re.compile(self.config.console.version_pattern)
 
     def boot(self, off_s: float | None = None, timeout_s: float | None = None) -> str:
         """Power-cycle and wait for the boot banner; returns the firmware version it prints."""
@@ -55,8 +64,28 @@ class Board:
         return version
 
     def wait_for_banner(self, timeout_s: float | None = None) -> str:
+        """Wait for the banner; returns its `version` group (else the whole match). A banner that
+        never comes is reported at its boards.yaml line with the lines that did."""
         timeout = timeout_s or self.config.console.boot_timeout_s
-        match = self.console.expect(self.banner, timeout=timeout)
+        try:
+            match = self.console.expect(self.banner, timeout=timeout)
+        except ConsoleTimeout as exc:
+            raise banner_timeout(self.name, self.config.console, self.boards_file, exc) from None
         groups = match.groupdict()
         self.firmware = groups.get("version") or self.firmware
         return groups.get("version") or match.group(0)
+
+    def query_version(self, timeout_s: float | None = None) -> str:
+        """Ask the running firmware its version in the board's own words (boards.yaml
+        `console.version_command` / `version_pattern`), so tests never spell the double's."""
+        console = self.config.console
+        self.console.discard()  # an earlier banner or answer must not answer for the firmware now
+        self.console.sendline(console.version_command)
+        try:
+            match = self.console.expect(
+                self.version_pattern, timeout=timeout_s or console.reply_timeout_s
+            )
+        except ConsoleTimeout as exc:
+            raise reply_timeout(self.name, console, self.boards_file, exc) from None
+        self.firmware = match.group("version")
+        return self.firmware

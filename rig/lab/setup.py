@@ -28,6 +28,22 @@ class BoardSetupError(RigError):
     """A board could not be made ready; the message says which part and why."""
 
 
+def visa_library(inventory: Inventory, library: str) -> str:
+    """`fixtures/x.yaml@sim` in boards.yaml is relative to the boards file."""
+    path, at, backend = library.rpartition("@")
+    if at and path and not Path(path).is_absolute():
+        return f"{inventory.resolve(path)}@{backend}"
+    return library
+
+
+def lock_key(inventory: Inventory, name: str) -> str:
+    """Real boards are locked by name; emulated ones per boards file (each run has its own)."""
+    if inventory.boards[name].kind == "real":
+        return name
+    digest = hashlib.sha1(str(inventory.path).encode()).hexdigest()[:10]
+    return f"{name}-emulated-{digest}"
+
+
 class Lab:
     """Boards in use by this process."""
 
@@ -76,11 +92,8 @@ class Lab:
         return self._boards[name]
 
     def lock_key(self, name: str) -> str:
-        """Real boards are locked by name; emulated ones per boards file (each run has its own)."""
-        if self.inventory.boards[name].kind == "real":
-            return name
-        digest = hashlib.sha1(str(self.inventory.path).encode()).hexdigest()[:10]
-        return f"{name}-emulated-{digest}"
+        """The key of the board's lock (see `lock_key`)."""
+        return lock_key(self.inventory, name)
 
     def _setup(self, name: str, config: BoardConfig) -> Board:
         cleanups = self._cleanups.setdefault(name, [])
@@ -111,9 +124,9 @@ class Lab:
         cleanups.append(console.close)
 
         supply = PowerSupply(
-            resource, model=power.model, channel=power.channel,
-            visa_library=self._visa_library(power.visa_library), timeout_s=power.timeout_s,
-            off_s=power.off_s, name=name, observer=console.mark,
+            resource, model=power.model, dialect=power.supply_dialect(), channel=power.channel,
+            visa_library=visa_library(self.inventory, power.visa_library),
+            timeout_s=power.timeout_s, off_s=power.off_s, name=name, observer=console.mark,
         )  # fmt: skip
         supply.open()
         cleanups.append(supply.close)
@@ -121,14 +134,7 @@ class Lab:
         supply.configure(power.volts, power.amps)
         console.mark(f"power supply: {supply.identity}")
         return Board(name=name, config=config, power=supply, console=console, tap=tap,
-                     control_port=control)  # fmt: skip
-
-    def _visa_library(self, library: str) -> str:
-        """`fixtures/x.yaml@sim` in boards.yaml is relative to the boards file."""
-        path, at, backend = library.rpartition("@")
-        if at and path and not Path(path).is_absolute():
-            return f"{self.inventory.resolve(path)}@{backend}"
-        return library
+                     control_port=control, boards_file=self.inventory.path)  # fmt: skip
 
     def _teardown(self, name: str) -> None:
         for step in reversed(self._cleanups.pop(name, [])):

@@ -63,6 +63,20 @@ class YamlSource:
                 return line
         return line
 
+    def sets(self, loc: tuple[str | int, ...]) -> bool:
+        """Whether the file itself gives `loc` a value (False: it is left to its default)."""
+        node = self.root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((value for key, value in node.value if key.value == part), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                node = node.value[part] if part < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                return False
+        return True
+
     def duplicate_keys(self) -> list[tuple[tuple[str | int, ...], int, int]]:
         """Every key defined twice in one mapping: (path, first line, repeated line)."""
         found: list[tuple[tuple[str | int, ...], int, int]] = []

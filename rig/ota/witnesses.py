@@ -75,14 +75,10 @@ def cross_check(
 def _wire_wrote(recorder: HandoffRecorder, attribute: int, number: int, timeout_s: float) -> bool:
     """Whether the sniffer saw the version write after APPLY (it may lag the service a little)."""
 
+    image_type = attribute - aflib.VERSION_ATTRIBUTE_BASE
+
     def wrote(transcript: Transcript) -> bool:
-        # the MCU's echo of APPLY, on the same sniffer port as its version write
-        applied = [e for e, i in transcript.ota_infos("mcu_to_asr") if i.state.name == "APPLY"]
-        return bool(applied) and any(
-            e.direction == "mcu_to_asr" and e.message.attr_id == attribute
-            and e.t >= applied[-1].t and int.from_bytes(e.message.value[:8], "little") == number
-            for e in transcript.messages
-        )  # fmt: skip
+        return transcript.version_written(image_type, number) is not None
 
     try:
         recorder.wait_for(wrote, timeout_s, what="the version write")
@@ -92,14 +88,16 @@ def _wire_wrote(recorder: HandoffRecorder, attribute: int, number: int, timeout_
 
 
 def _console_booted(board: Board, version: str, timeout_s: float) -> bool:
-    pattern = board.config.console.banner
+    """Whether the next banner (the board's own, boards.yaml `console.banner`) shows `version`:
+    its `version` group must equal it; a banner without one must contain it."""
     try:
-        match = board.console.expect(pattern, timeout=timeout_s)
+        match = board.console.expect(board.banner, timeout=timeout_s)
     except ConsoleTimeout:
         return False
-    return match.groupdict().get("version") == version or bool(
-        re.search(re.escape(version), match.group(0))
-    )
+    shown = match.groupdict().get("version")
+    if shown is not None:
+        return shown == version
+    return re.search(re.escape(version), match.group(0)) is not None
 
 
 def history_json(deployment: dict) -> str:

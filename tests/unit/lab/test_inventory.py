@@ -29,6 +29,11 @@ CASES = {
     "not_a_mapping.yaml": [(1, "(top level)", "expected a mapping with a 'boards:' section")],
     "remote_ota_without_token.yaml": [(1, "ota.token_env", "environment variable")],
     "emulated_with_port.yaml": [(5, "boards.emulated.console.port", "comes from the double")],
+    "bad_console_words.yaml": [
+        (6, "boards.bench-1.console.banner", "matches empty text"),
+        (7, "boards.bench-1.console.version_command", "must be one non-empty line"),
+        (8, "boards.bench-1.console.version_pattern", "has no (?P<version>...) group"),
+    ],
     "several_mistakes.yaml": [
         (3, "boards.emulated.kind", "not one of real, emulated (did you mean 'emulated'?)"),
         (5, "boards.bench-1.device_type", "required field"),

@@ -173,3 +173,25 @@ def test_next_finds_it_running(board):
     result.assert_outcomes(passed=1, failed=1)
     log = next((inner_lab.path / ".rig" / "logs").glob("*/alpha.console.log")).read_text()
     assert "recovering after a failed test" in log
+
+
+def test_a_banner_that_never_appears_at_setup_names_its_key_and_shows_what_came(inner_lab):
+    words = "    console: {banner: 'Booted v(?P<version>\\S+)', boot_timeout_s: 0.3}\n"
+    boards = TWO_BOARDS.replace("    double: {firmware_version: 1.1.0}\n",
+                                "    double: {firmware_version: 1.1.0}\n" + words)  # fmt: skip
+    written = inner_lab.makefile(".yaml", boards=boards).read_text().splitlines()
+    line = written.index(words.rstrip("\n")) + 1
+    result = inner_lab.runpytest("--board", "alpha", "-k", "boots")
+    result.assert_outcomes(errors=1, deselected=3)
+    text = result.stdout.str()
+    assert "first boot of alpha failed on all 2 attempts" in text
+    result.stdout.fnmatch_lines(
+        [
+            f"*attempt 2: *boards.yaml:{line}: boards.alpha.console.banner: alpha printed no line "
+            r"matching 'Booted v(?P<version>\S+)' within 0.3 s",
+            "*last lines received:",
+            "*| firmware version: 1.1.0",
+            "*what to do: if these lines are its boot, set boards.alpha.console.banner*",
+        ]
+    )
+    assert "Traceback" not in text and "During handling" not in text
