@@ -1,5 +1,8 @@
 """The OTA half of an emulated board: flash, MCU OTA state machine, link, tap and ASR.
 
+With `external_mcu` in its spec the MCU is a real one on a UART (rig.double.external_mcu): the
+emulated ASR talks to it through the same link and tap, and the emulated MCU has no OTA part.
+
 It follows the MCU's power: at power-on a fresh link and ASR start (RAM state is new) over the
 same flash and ASR memory (kept); at power-off they stop and whatever was in flight is lost, as
 on a board. The board's faults (rig.double.faults) and stage timeouts live here, across power
@@ -14,6 +17,7 @@ from typing import Any
 
 from rig.double.asr import Asr, AsrMemory
 from rig.double.catalogue import Fault, parse_faults
+from rig.double.external_mcu import ExternalMcu
 from rig.double.faults import Faults
 from rig.double.flash import Flash
 from rig.double.link import Link, NoisyEndpoint
@@ -62,6 +66,9 @@ class BoardOta:
         self._asr: Asr | None = None
         self._ota: McuOta | None = None
         self._aflib: McuAfLib | None = None
+        self.external = (
+            ExternalMcu(spec.external_mcu, baud=baud, name=spec.name) if spec.external_mcu else None
+        )
 
     # -- wiring --------------------------------------------------------------------------------
 
@@ -83,7 +90,10 @@ class BoardOta:
                 self._asr.connect(self._device)
 
     def info(self) -> dict[str, str]:
-        return self.tap.info()
+        info = self.tap.info()
+        if self.external is not None:
+            info["mcu_uart"] = self.external.path
+        return info
 
     # -- faults and timeouts (the control channel) ---------------------------------------------
 
@@ -135,19 +145,26 @@ class BoardOta:
             if self._aflib is not None:
                 self._aflib.booted()
 
-    def _transports(self) -> tuple[NoisyEndpoint, NoisyEndpoint]:
-        """A fresh pair of afPro ends, behind the board's line noise."""
-        scale = 1.0 if self.paced else FAST_LINK_RECOVERY
+    def _transports(self) -> tuple[NoisyEndpoint | ExternalMcu, NoisyEndpoint]:
+        """A fresh pair of afPro ends, behind the board's line noise (an external MCU's UART
+        is the MCU's end as it is: its bytes are its own)."""
+        scale = 1.0 if self.paced and self.external is None else FAST_LINK_RECOVERY
+        asr = NoisyEndpoint(AsrTransport(give_up_timeout=GIVE_UP_TIMEOUT * scale), self.faults)
+        if self.external is not None:
+            self.external.reset()
+            return self.external, asr
         mcu = McuTransport(resync_timeout=RESYNC_TIMEOUT * scale)
-        asr = AsrTransport(give_up_timeout=GIVE_UP_TIMEOUT * scale)
-        return NoisyEndpoint(mcu, self.faults), NoisyEndpoint(asr, self.faults)
+        return NoisyEndpoint(mcu, self.faults), asr
 
     def _start(self) -> None:
         mcu_side, asr_side = self._transports()
-        self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot,
-                           accepted_types=self.image_types, faults=self.faults)  # fmt: skip
-        self._aflib = McuAfLib(self._ota, self._from_mcu, log=self._console)
+        if self.external is None:
+            self._ota = McuOta(self.flash, log=self._console, on_reboot=self._reboot,
+                               accepted_types=self.image_types, faults=self.faults,
+                               attribute_size=self.spec.ota_attribute_size)  # fmt: skip
+            self._aflib = McuAfLib(self._ota, self._from_mcu, log=self._console)
         asr = Asr(send=self._from_asr, log=self._console, timeouts=self.timeouts,
+                  attribute_size=self.spec.ota_attribute_size,
                   radio_bps=self.radio_bps if self.paced else None, faults=self.faults,
                   memory=self.memory, on_reboot=self._asr_rebooted)  # fmt: skip
         self._link = Link(
@@ -156,6 +173,8 @@ class BoardOta:
         )  # fmt: skip
         self._asr = asr
         asr.connect(self._device)
+        if self.external is not None:
+            self.external.wake = self._link.wake
         self._link.start()
         reason = self.mcu.reset_reason if self.mcu is not None else ResetReason.POWER_ON
         asr.start(aflib.RebootCode(int(reason)))  # power went for both: the same cause
@@ -213,4 +232,6 @@ class BoardOta:
             self._stop()
             if self._device is not None:
                 self._device.close()
+            if self.external is not None:
+                self.external.close()
             self.tap.close()

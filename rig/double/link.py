@@ -117,6 +117,11 @@ class Link:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
+    def wake(self) -> None:
+        """Bytes arrived from outside (an external MCU's UART): move them now."""
+        with self._cond:
+            self._cond.notify_all()
+
     def send_from_mcu(self, message: bytes) -> None:
         with self._cond:
             self._mcu.send(message)

@@ -74,10 +74,16 @@ class EmulatedBoardSpec:
     link_baud: int = 115200  # the ASR⇆MCU UART, as the profile configures it
     link_speed: str = "fast"  # "fast": unpaced (CI); "paced": bytes take the UART's time
     slot_bytes: int = 64 * 1024  # the MCU's flash slot (rig.image.MCU_SLOT_BYTES)
+    # The size of the MCU's 1302 attribute (its profile's otaAttributeSize): the largest chunk
+    # it takes is 4 bytes less. 253 on the classic module; Modulo-2 defaults to 2046.
+    ota_attribute_size: int = 253
     # Stage timeouts of its ASR that differ from AsrTimeouts' defaults, e.g. {"chunk": 1.0}.
     timeouts: Mapping[str, float] = field(default_factory=dict, hash=False)
     # Faults active from power-on (the baseline `clear_faults` returns to): rig.double.faults.
     faults: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
+    # A real MCU on the ASR's UART instead of the emulated one: a serial device, a pyserial
+    # URL, or "pty" (the double makes a pseudo-terminal and announces its other end).
+    external_mcu: str | None = None
 
     def __post_init__(self) -> None:
         where = f"emulated board {self.name!r}"

@@ -189,7 +189,11 @@ class Transcript:
             ),
         )
         since_mcu = accept_event.t
-        self._check_chunks(image, aflib.max_chunk(attribute_size), since)
+        # An MCU that kept what it had (a resumed attempt) is not sent those bytes again: the
+        # chunks of every attempt of this same offer count.
+        first = next(e for e, i in begins if (i.ota_type, i.size, i.version_id) == (
+            info.ota_type, info.size, info.version_id))  # fmt: skip
+        self._check_chunks(image, aflib.max_chunk(attribute_size), first.t)
         if (
             aflib.STOP_TRANSFER_OFFSET
             not in Transcript([e for e in self.events if e.t >= since]).next_offsets
