@@ -208,6 +208,9 @@ class Asr:
             try:
                 while self._next_message(0) is not None:
                     pass  # idle: forward what the MCU reports (its version at boot)
+                if self.faults.take_update_ready():
+                    self._log("ASR: an update of its own is ready: asking the MCU for a reboot")
+                    self._send(aflib.encode(aflib.asr_state(AsrState.UPDATE_READY)), None)
                 if self._stop.wait(self.timeouts.checkin_s) or self.device is None:
                     continue
                 if not self._reason_told:
@@ -230,7 +233,7 @@ class Asr:
 
     def _reboot(self, why: str) -> None:
         """RAM and the link start afresh; the job in memory survives (reported by _recover)."""
-        self._log(f"ASR: rebooting {why} (fault injected)")
+        self._log(f"ASR: rebooting {why}")
         self.reboots += 1
         self.versions, self._backlog, self._stale = {}, [], {}
         self._boot_cause = "ASR reboot"
@@ -375,7 +378,7 @@ class Asr:
                              detail=f"MCU stopped the transfer at {offset}/{size}")  # fmt: skip
                 return False
             if self.faults.take_at("asr_reboot", wanted / max(size, 1)):
-                raise _Reboot(f"at {wanted}/{size} bytes")
+                raise _Reboot(f"at {wanted}/{size} bytes (fault injected)")
             offset = wanted
             decile = offset * 10 // max(size, 1)
             if decile != reported:

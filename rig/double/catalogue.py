@@ -70,6 +70,7 @@ KINDS: dict[str, FaultKind] = {
     ),
     "line_noise": FaultKind({"rate": _fraction, "seed": _seed}, {"seed": 1}, "SUCCEEDED"),
     "no_ota_capability": FaultKind({}, {}, "DECLINED"),
+    "asr_update_ready": FaultKind({}, {}, "the MCU asks the ASR to reboot (SET 65012)"),
 }
 
 #: Names a lab engineer may try that are not control-channel faults, and what to do instead.

@@ -24,6 +24,9 @@ Each fault, its params, what happens, and how the deployment ends:
   offered again: SUCCEEDED in attempt 2, resumed where the MCU was.
 - line_noise(rate, seed=1): each sync message's checksum byte is corrupted with probability
   `rate` (a seeded RNG: reproducible) → the ends resync → SUCCEEDED.
+- asr_update_ready: the ASR has an update of its own ready: it notifies 65013 = UPDATE_READY;
+  afLib's MCU answers with SET 65012 = 1 (reboot), and the ASR reboots (software reset) and runs
+  its boot handshake again. No deployment is involved.
 - no_ota_capability: the ASR's capabilities (attribute 1206) lack bit 0x80; it declines the
   offer before any BEGIN → DECLINED ("no MCU OTA capability").
 
@@ -64,6 +67,7 @@ class Faults:
     line_noise: float | None = None
     line_noise_seed: int = 1
     no_ota_capability: bool = False
+    asr_update_ready: bool = False
     fired: list[str] = field(default_factory=list)  # what fired, in order, for `status`
     _noise: random.Random = field(default_factory=random.Random, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -113,6 +117,8 @@ class Faults:
                             "seed": self.line_noise_seed})  # fmt: skip
             if self.no_ota_capability:
                 out.append({"name": "no_ota_capability"})
+            if self.asr_update_ready:
+                out.append({"name": "asr_update_ready"})
             return out
 
     # -- firing (each check that fires disarms, atomically) --------------------------------------
@@ -128,6 +134,13 @@ class Faults:
             setattr(self, name, None)
             self.fired.append(f"{name}(index={index})")
             return True
+
+    def take_update_ready(self) -> bool:
+        with self._lock:
+            fire, self.asr_update_ready = self.asr_update_ready, False
+            if fire:
+                self.fired.append("asr_update_ready")
+            return fire
 
     def take_decline(self) -> bool:
         with self._lock:

@@ -43,6 +43,7 @@ def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> Em
         link_speed=board.link.speed,
         timeouts=double.timeouts.model_dump(),
         faults=tuple(double.faults),
+        external_mcu=board.asr.uart if board.asr else None,
     )
 
 

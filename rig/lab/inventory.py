@@ -302,6 +302,15 @@ class TapConfig(_Strict):
     baud: int = 115200
 
 
+class AsrConfig(_Strict):
+    """The ASR emulated by the double in front of the board's own MCU, with no Afero module:
+    `uart` is the MCU's UART (a device, a pyserial URL, or `pty`: the double makes one and
+    names it in `rig double --json`); the link's baud is `link.baud`."""
+
+    emulated: Literal[True] = True
+    uart: str = Field(min_length=1)
+
+
 class LinkConfig(_Strict):
     """The ASR⇆MCU UART as the profile configures it."""
 
@@ -363,6 +372,7 @@ class BoardConfig(_Strict):
     power: PowerConfig | None = None
     link: LinkConfig = LinkConfig()
     double: DoubleConfig | None = None
+    asr: AsrConfig | None = None
     tags: list[Name] = []
     # Limits of measurements on this board, e.g. {boot_time: {high: 2.0}}: they fill in the
     # limits a test's measure() call leaves open, and judge the built-in measurements.
@@ -390,6 +400,9 @@ class BoardConfig(_Strict):
                 )
             if self.double is not None:
                 found.append((("double",), "only applies to kind: emulated boards"))
+            if self.asr is not None:
+                why = "an emulated ASR runs in the double: use it on a kind: emulated board"
+                found.append((("asr",), why))
         else:
             if self.console.port is not None:
                 found.append(
@@ -417,6 +430,8 @@ class BoardConfig(_Strict):
             caps.add("tap")
         if self.kind == "emulated":
             caps |= {"emulated", "faults"}
+        if self.asr is not None:
+            caps.add("external_mcu")  # the MCU is real: the emulated MCU's faults do not apply
         return frozenset(caps)
 
 

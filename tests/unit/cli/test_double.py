@@ -11,6 +11,8 @@ import pytest
 import pyvisa
 import serial
 
+from tests.unit.helpers import ReferenceMcu, open_visa
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -86,3 +88,33 @@ def test_refuses_real_boards(tmp_path):
     assert done.returncode == 1
     assert "emulates only boards with kind: emulated" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_board_whose_asr_is_emulated_drives_afero_s_reference_mcu(tmp_path, generic_mcu, rm):
+    """boards.yaml `asr: {uart: pty}`: `rig double` names the MCU's UART; Afero's generic_mcu
+    started on it goes through the emulated ASR's boot handshake once the supply is on."""
+    boards = tmp_path / "boards.yaml"
+    boards.write_text(
+        "boards:\n  ext: {kind: emulated, device_type: blinky, asr: {emulated: true, uart: pty}}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rig", "double", "--json", "-f", str(boards)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    mcu = None
+    try:
+        row = json.loads(proc.stdout.readline())
+        uart = row["tap"]["mcu_uart"]
+        assert os.path.exists(uart)
+        (tmp_path / "mcu").mkdir()
+        mcu = ReferenceMcu(generic_mcu, uart, tmp_path / "mcu")
+        supply = open_visa(rm, row["power"])
+        assert supply.query("OUTP ON;*OPC?").strip() == "1"
+        mcu.wait_for(r"ASR state: Initialized")
+        mcu.wait_for(r"ASR capability AF_ASR_CAPABILITY_MCU_OTA, supported 1")
+        supply.close()
+    finally:
+        if mcu is not None:
+            mcu.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)

@@ -9,12 +9,7 @@ against both MCUs: the emulated MCU is worth only what it shares with the real o
 
 from __future__ import annotations
 
-import os
 import random
-import re
-import shutil
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,79 +17,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rig.protocol import aflib
 from rig.protocol.transcript import Transcript
-from tests.unit.double.bench import BLINKY, REPO, Bench
-from tests.unit.helpers import wait_until
+from tests.unit.double.bench import BLINKY, Bench
+from tests.unit.helpers import ReferenceMcu, wait_until
 
-AFLIB = Path(
-    os.environ.get("RIG_AFLIB_SRC") or REPO.parent / "shared" / "reference" / "aflib3-generic"
-)
-MCU_FILE = "ota_file_type.101"  # where generic_mcu stores an image of type 101
 SLOT = 512 * 1024  # the emulated MCU's flash slot here: room for the 256 KiB image
 MODULO2_ATTRIBUTE = 2046
-
-
-@pytest.fixture(scope="session")
-def generic_mcu(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Afero's reference MCU, built once per test process."""
-    source = AFLIB / "platform" / "linux" / "examples" / "generic_mcu"
-    if not source.is_dir():
-        pytest.skip(f"Afero's afLib3-generic is not at {AFLIB}: set RIG_AFLIB_SRC to its folder")
-    missing = [tool for tool in ("cmake", "make", "cc", "c++") if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed: apt install cmake build-essential")
-    build = tmp_path_factory.mktemp("generic_mcu")
-    for command in (["cmake", "-S", str(source), "-B", str(build)], ["make", "-C", str(build)]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
-    return build / "generic_mcu"
-
-
-class ReferenceMcu:
-    """generic_mcu on the double's MCU UART, its stdout collected line by line."""
-
-    def __init__(self, binary: Path, uart: str, folder: Path) -> None:
-        self.folder = folder
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        # stdin stays an open pipe: at end of input generic_mcu prints its usage in a loop
-        self.proc = subprocess.Popen(
-            [str(binary), "-b", "115200", "-D", uart], cwd=folder, stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.wait_for(r"using uart path")
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def text(self) -> str:
-        with self._lock:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        return wait_until(
-            lambda: re.search(pattern, self.text()), timeout, f"generic_mcu: {pattern}"
-        )
-
-    def stored(self) -> bytes | None:
-        path = self.folder / MCU_FILE
-        return path.read_bytes() if path.exists() else None
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self._reader.join(timeout=5)
 
 
 class Handoff:
@@ -212,4 +141,28 @@ def test_an_asr_reboot_mid_transfer_ends_in_a_second_attempt(handoff):
         h["state"] for h in deployment["history"]
     ]
     handoff.wire_until_written(number).assert_delivered(data, version_id=number)
+    assert handoff.stored() == data
+
+
+def test_an_asr_with_its_own_update_ready_is_asked_to_reboot_and_comes_back(handoff):
+    """65013 = UPDATE_READY: afLib's MCU answers SET 65012 = 1, the ASR reboots (a software
+    reset, its 65019 code 2) and runs the handshake again; an OTA then still goes through."""
+    bench = handoff.bench
+    bench.fault("asr_update_ready")
+    wait_until(lambda: bench.status()["asr_reboots"] == 1, what="the ASR to reboot")
+    recorder = bench.recorder
+    wire = recorder.wait_for(
+        lambda t: any(e.message.attr_id == aflib.SYSTEM_COMMAND for e in t.messages),
+        timeout_s=5, what="the MCU's SET 65012",
+    )  # fmt: skip
+    request = next(e.message for e in wire.messages if e.message.attr_id == aflib.SYSTEM_COMMAND)
+    assert (request.type, request.value[:1]) == (aflib.MsgType.SET, b"\x01")
+    code = aflib.RebootCode.SOFTWARE
+    wait_until(lambda: aflib.reboot_code(str(bench.attributes().get(65019, ""))) == code,
+               what="the ASR's reboot reason: software")  # fmt: skip
+    if handoff.reference:
+        handoff.reference.wait_for(r"ASR state: Update ready")
+    data = image(249 * 5 + 3, seed=5)
+    deployment, _ = handoff.push(data, "after-update-ready-1")
+    assert deployment["state"] == "SUCCEEDED", deployment["history"]
     assert handoff.stored() == data

@@ -29,6 +29,7 @@ CASES = {
     "not_a_mapping.yaml": [(1, "(top level)", "expected a mapping with a 'boards:' section")],
     "remote_ota_without_token.yaml": [(1, "ota.token_env", "environment variable")],
     "emulated_with_port.yaml": [(5, "boards.emulated.console.port", "comes from the double")],
+    "asr_on_real_board.yaml": [(6, "boards.bench-1.asr", "use it on a kind: emulated board")],
     "bad_console_words.yaml": [
         (6, "boards.bench-1.console.banner", "matches empty text"),
         (7, "boards.bench-1.console.version_command", "must be one non-empty line"),
@@ -147,3 +148,18 @@ def test_capabilities_follow_the_inventory(lab_inventory):
     assert {"power", "console", "tap", "faults"} <= lab_inventory.boards["emulated"].capabilities
     bench = lab_inventory.boards["bench-1"].capabilities
     assert "power" in bench and "tap" not in bench and "faults" not in bench
+
+
+def test_an_emulated_asr_in_front_of_a_real_mcu_reaches_the_double(tmp_path):
+    from rig.lab.double_process import spec_for
+
+    path = tmp_path / "boards.yaml"
+    path.write_text(
+        "boards:\n  ext:\n    kind: emulated\n    device_type: blinky\n"
+        "    link: {baud: 38400}\n    asr: {emulated: true, uart: /dev/ttyUSB2}\n"
+    )
+    board = inventory.load(path).boards["ext"]
+    assert "external_mcu" in board.capabilities
+    spec = spec_for("ext", board)
+    assert (spec.external_mcu, spec.link_baud) == ("/dev/ttyUSB2", 38400)
+
