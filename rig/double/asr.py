@@ -54,7 +54,7 @@ ASR_FIRMWARE_VERSION = 0x7001
 # After a STOP before the last chunk was sent: how long the MCU's VERIFY (or FAIL) may take to
 # follow. It does when a resumed transfer already had every byte; else the MCU stopped early.
 STOP_GRACE_S = 1.0
-CORRUPT_AT = 4  # the byte of a SET 1302 value corrupt_chunk flips: the chunk's first data byte
+CORRUPT_AT = 4  # the byte of a chunk (1302 value) corrupt_chunk flips: its first data
 MAX_BACKLOG = 64
 
 Send = Callable[[bytes, int | None], None]  # (message, index of a byte to corrupt on the line)
@@ -386,7 +386,7 @@ class Asr:
                 self._report(deployment, "TRANSFERRING", bytes=offset, total=size)
 
     def _send_chunk(self, image: bytes, offset: int, chunk: int) -> Message:
-        """SET 1302 for the chunk at `offset` and the MCU's answer; the chunk faults act here."""
+        """The chunk at `offset` (1302 via 1098) and the MCU's answer: chunk faults act here."""
 
         def value(at: int) -> bytes:
             return aflib.encode_transfer(at, image[at : at + chunk])

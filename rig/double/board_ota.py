@@ -148,7 +148,8 @@ class BoardOta:
     def _transports(self) -> tuple[NoisyEndpoint | ExternalMcu, NoisyEndpoint]:
         """A fresh pair of afPro ends, behind the board's line noise (an external MCU's UART
         is the MCU's end as it is: its bytes are its own)."""
-        scale = 1.0 if self.paced and self.external is None else FAST_LINK_RECOVERY
+        # A real MCU keeps afLib's own pace: the ASR gives a transaction up as late as it would
+        scale = 1.0 if self.paced or self.external is not None else FAST_LINK_RECOVERY
         asr = NoisyEndpoint(AsrTransport(give_up_timeout=GIVE_UP_TIMEOUT * scale), self.faults)
         if self.external is not None:
             self.external.reset()

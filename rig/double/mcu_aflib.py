@@ -8,12 +8,20 @@ not, sees a real board's traffic:
   it SETs its capabilities (1207) and GETs the ASR's (1206), and the application reports its
   versions. The same again whenever the ASR notifies them again (it rebooted).
 - Its requests carry its own counter (1, 2, …, wrapping), never the ASR's ids.
-- After a SET or GET of its own it sends nothing else until the ASR answers with an UPDATE of
-  that attribute, or `REPLY_TIMEOUT` passes; its UPDATEs (the tunnelled OTA reports) need no
-  answer.
-- An UPDATE with reason FAKE_UPDATE is dropped whole; OTA notifications go to the OTA machine;
-  an ASR SET of an MCU attribute is answered at once with the value it set.
-- UPDATE_READY (65013 = 3) makes it ask the ASR to reboot: SET 65012 = 1.
+- After a SET or GET of its own it sends nothing else until the ASR sends an UPDATE of that
+  attribute (any reason), or `REPLY_TIMEOUT` passes; a reject (0x0E) does not end the wait. Its
+  UPDATEs (the tunnelled OTA reports) need no answer.
+- An UPDATE with reason FAKE_UPDATE is dropped whole; OTA notifications (unwrapped from 1098, or
+  sent on 1301/1302 directly) go to the OTA machine unless their reason marks an answer; an ASR
+  SET is answered with its own request id, accepted for MCU attributes (1..1023) and refused
+  (FAILED, INTERNAL_SET_REJECTED) for others.
+- UPDATE_READY (65013 = 3) makes it ask the ASR to reboot: SET 65012 = 1, after which it is
+  locked until the ASR's next handshake.
+
+rig's own choice: the application's version reports made before the handshake wait in the queue
+(a real application retries until afLib takes them). An MCU reboot of the double's (the console's
+`reboot`, or after APPLY) keeps this layer as it is: the ASR never learns of it, so no new
+handshake comes, and the application reports its versions again once it runs.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from dataclasses import replace
 
 from rig.double.mcu_ota import McuOta
 from rig.protocol import aflib
-from rig.protocol.aflib import AsrState, Message, MsgType, UpdateReason
+from rig.protocol.aflib import AsrState, Message, MsgType, UpdateReason, UpdateState
 
 REPLY_TIMEOUT = 10.0  # afLib's MAX_COMMAND_RESULT_TIME: an unanswered SET or GET stops blocking
 MCU_ATTRIBUTES = range(1, 1024)
@@ -74,11 +82,19 @@ class McuAfLib:
             return
         if msg.type == MsgType.UPDATE:
             self._on_update(msg)
-        elif msg.type == MsgType.SET and msg.attr_id in MCU_ATTRIBUTES:
-            self._queue.appendleft(aflib.update(msg.request_id, msg.attr_id, msg.value))
-        elif msg.type in aflib.REJECTS:  # the ASR refused our SET: it is answered all the same
-            self._answered(msg.attr_id)
+        elif msg.type == MsgType.SET:
+            self._queue.append(self._set_response(msg))
+        elif msg.type in aflib.REJECTS:  # afLib tells the application and keeps waiting
+            self._log(f"afLib: the ASR rejected our request on {msg.attr_id} ({msg.state})")
         self.pump()
+
+    def _set_response(self, msg: Message) -> Message:
+        if msg.attr_id in MCU_ATTRIBUTES:
+            return aflib.update(
+                msg.request_id, msg.attr_id, msg.value, reason=UpdateReason.SERVICE_SET
+            )
+        return aflib.update(msg.request_id, msg.attr_id, msg.value, UpdateState.FAILED,
+                            UpdateReason.INTERNAL_SET_REJECTED)  # fmt: skip
 
     def poll(self) -> None:
         """Give up waiting for an answer after `reply_timeout` (afLib moves on, saying so)."""
@@ -91,24 +107,28 @@ class McuAfLib:
         """Send what the queue holds, up to the next request that needs an answer."""
         while self.ready and self._waiting is None and self._queue:
             message = self._queue.popleft()
-            if message.type != MsgType.UPDATE or message.request_id == 0:
-                self._request_id = (self._request_id + 1) & 0xFF
+            if message.type != MsgType.UPDATE or message.channel is not None:
+                self._request_id = (self._request_id + 1) & 0xFF  # its own requests: counted
                 message = replace(message, request_id=self._request_id)
             self._send(aflib.encode(message))
-            if message.type in (MsgType.SET, MsgType.GET) and not _no_answer(message):
+            if _no_answer(message):  # it asked the ASR to reboot: locked until its handshake
+                self.ready = False
+            elif message.type in (MsgType.SET, MsgType.GET):
                 self._waiting = (message.attr_id, self._clock())
 
     # -- from the ASR ---------------------------------------------------------------------------
 
     def _on_update(self, msg: Message) -> None:
-        if msg.reason in _ANSWERS:
-            if msg.attr_id == aflib.ASR_CAPABILITIES and self.capabilities is None:
-                self.capabilities = bytes(msg.value)
-            self._answered(msg.attr_id)
-            return
+        if msg.attr_id == aflib.ASR_CAPABILITIES and self.capabilities is None:
+            self.capabilities = bytes(msg.value)  # the first one is kept, whatever its reason
+        self._answered(msg.attr_id)
         if msg.attr_id in (aflib.ASR_FIRMWARE_VERSION, aflib.ASR_STATE):
             self._on_asr(msg)
-        elif msg.attr_id in (aflib.AF_MCU_OTA_INFO, aflib.AF_MCU_OTA_TRANSFER):
+        elif (
+            msg.attr_id in (aflib.AF_MCU_OTA_INFO, aflib.AF_MCU_OTA_TRANSFER)
+            and msg.reason not in _ANSWERS
+            and msg.channel != aflib.TO_ASR_CHANNEL  # only 1098 is unwrapped towards the MCU
+        ):
             self._queue.extend(self.ota.handle(msg))
 
     def _on_asr(self, msg: Message) -> None:

@@ -35,7 +35,7 @@ class AsrTimeouts:
     """
 
     offer: float = 5.0  # BEGIN → the MCU's accept/decline
-    chunk: float = 5.0  # one SET 1302 → the MCU's next offset
+    chunk: float = 5.0  # one chunk (1302) → the MCU's next offset
     verify: float = 10.0  # last chunk → VERIFY_SIGNATURE
     version: float = 10.0  # APPLY → the version attribute
     checkin_s: float = 0.2  # how often an idle ASR asks the service for work

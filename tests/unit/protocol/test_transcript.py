@@ -3,7 +3,7 @@
 A correct handoff is built message by message as afLib's reference MCU exchanges it (every OTA
 step an UPDATE tunnelled through 1098 from the ASR and 1099 from the MCU, the MCU numbering its
 messages with its own counter, APPLY echoed as a 9-byte IDLE and the version SET to 2000 + type
-and answered), framed on both UART wires as afPro transactions (docs/protocol.md §2) and fed to
+and answered), framed on both UART wires as afPro transactions (docs/protocol.md §3) and fed to
 the real StreamDecoder. Then one thing at a time is broken, and the HandoffError must name the
 step that broke and show the messages around it.
 """
@@ -52,7 +52,7 @@ def _sync(kind: SyncKind, mcu: int, asr: int) -> bytes:
 
 
 def frame(direction: str, raw: bytes) -> dict[str, bytes]:
-    """One afPro transaction carrying `raw`, as each wire shows it (docs/protocol.md §2)."""
+    """One afPro transaction carrying `raw`, as each wire shows it (docs/protocol.md §3)."""
     n, req, ack = len(raw), SyncKind.REQUEST_OR_RESPONSE, SyncKind.ACK
     if direction == MCU_TO_ASR:
         return {
