@@ -14,7 +14,7 @@ from typing import TypeVar
 import yaml
 
 from rig.instruments.console import ConsoleTimeout
-from rig.lab.inventory import ConsoleConfig
+from rig.lab.console_config import ConsoleConfig
 from rig.lab.yaml_source import YamlSource, dotted
 
 E = TypeVar("E", bound=ConsoleTimeout)

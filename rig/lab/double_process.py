@@ -20,7 +20,8 @@ from pathlib import Path
 
 from rig.double.errors import DoubleError
 from rig.double.spec import EmulatedBoardSpec
-from rig.lab.inventory import BoardConfig, DoubleConfig, PowerConfig
+from rig.lab.inventory import BoardConfig, DoubleConfig
+from rig.lab.power_config import PowerConfig
 
 
 def spec_for(name: str, board: BoardConfig, state_dir: Path | None = None) -> EmulatedBoardSpec:

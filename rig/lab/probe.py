@@ -23,8 +23,9 @@ from rig.instruments.power import PowerSupply
 from rig.lab.board import Board
 from rig.lab.console_errors import BannerTimeout, key_site
 from rig.lab.double_process import DoubleProcess
-from rig.lab.inventory import BoardConfig, Inventory, PowerConfig
+from rig.lab.inventory import BoardConfig, Inventory
 from rig.lab.lock import BoardLock
+from rig.lab.power_config import PowerConfig
 from rig.lab.setup import lock_key, visa_library
 
 OK, FAIL, NOT_PROBED = "ok", "FAIL", "-"

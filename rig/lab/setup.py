@@ -18,8 +18,9 @@ from rig.instruments.console import Console
 from rig.instruments.power import PowerSupply
 from rig.lab.board import Board
 from rig.lab.double_process import DoubleProcess
-from rig.lab.inventory import BoardConfig, Inventory, PowerConfig
+from rig.lab.inventory import BoardConfig, Inventory
 from rig.lab.lock import BoardLock
+from rig.lab.power_config import PowerConfig
 
 log = logging.getLogger(__name__)
 
