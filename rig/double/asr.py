@@ -27,18 +27,15 @@ to its MCU would.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+from rig.double.asr_memory import AsrMemory
 from rig.double.faults import Faults
 from rig.double.spec import AsrTimeouts
 from rig.ota.client import DeviceClient, OtaClientError
@@ -71,32 +68,6 @@ class _Stopped(Exception):
 
 class _Reboot(Exception):
     """The asr_reboot fault: the ASR resets; its RAM goes, the MCU keeps power."""
-
-
-class AsrMemory:
-    """The ASR's non-volatile storage: the OTA job in flight (None: no path, RAM only)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._job: dict[str, Any] | None = None
-        if path is not None and path.exists():
-            with contextlib.suppress(ValueError, OSError):
-                self._job = json.loads(path.read_text()).get("job")
-
-    def job(self) -> dict[str, Any] | None:
-        return dict(self._job) if self._job else None
-
-    def save(self, job: dict[str, Any] | None) -> None:
-        self._job = dict(job) if job else None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text(json.dumps({"job": self._job}))
-            os.replace(tmp, self.path)  # a power cut leaves the old record or the new one
-
-    def stage(self, stage: str) -> None:
-        if self._job is not None and self._job.get("stage") != stage:
-            self.save({**self._job, "stage": stage})
 
 
 class Asr:
@@ -161,13 +132,7 @@ class Asr:
     def _boot(self, reboot: RebootCode) -> None:
         """What afLib waits for before the MCU may speak (a fresh MCU or a rebooted ASR)."""
         self._reboot_reason, self._reason_told = aflib.reboot_reason(reboot), False
-        for message in (
-            aflib.asr_state(AsrState.REBOOTED),
-            aflib.notification(aflib.REBOOT_REASON, self._reboot_reason.encode()),
-            aflib.asr_version(ASR_FIRMWARE_VERSION),
-            aflib.asr_state(AsrState.LINKED),
-            aflib.asr_state(AsrState.INITIALIZED),
-        ):
+        for message in aflib.boot_handshake(ASR_FIRMWARE_VERSION, reboot):
             self._send(aflib.encode(message), None)
 
     def capabilities(self) -> bytes:

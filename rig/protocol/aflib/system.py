@@ -88,3 +88,15 @@ def reboot_code(text: str | bytes) -> RebootCode | int:
     except (IndexError, ValueError):
         raise ProtocolError(f"not a reboot-reason string (no code in field 2): {text!r}") from None
     return RebootCode(code) if code in RebootCode._value2member_map_ else code
+
+
+def boot_handshake(asr_version_id: int, reboot: RebootCode | int) -> list[Message]:
+    """What an ASR notifies when it (re)starts, in order: REBOOTED, its reboot reason, its
+    firmware version, LINKED, INITIALIZED (afLib needs the version and the state it gates on)."""
+    return [
+        asr_state(AsrState.REBOOTED),
+        notification(REBOOT_REASON, reboot_reason(reboot).encode()),
+        asr_version(asr_version_id),
+        asr_state(AsrState.LINKED),
+        asr_state(AsrState.INITIALIZED),
+    ]

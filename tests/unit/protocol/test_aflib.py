@@ -295,3 +295,12 @@ def test_boot_handshake_values():
 )
 def test_describe_is_one_readable_line(msg: Message, line: str):
     assert aflib.describe(msg) == line
+
+
+def test_the_boot_handshake_satisfies_afLibs_gate_in_order():
+    messages = aflib.boot_handshake(0x7001, aflib.RebootCode.BROWNOUT)
+    assert [m.attr_id for m in messages] == [65013, 65019, 2003, 65013, 65013]
+    assert [m.value for m in messages if m.attr_id == 65013] == [b"\x00", b"\x01", b"\x04"]
+    assert aflib.reboot_code(messages[1].value) is aflib.RebootCode.BROWNOUT
+    assert all(m.request_id == 0 and m.reason != UpdateReason.FAKE_UPDATE for m in messages)
+    assert aflib.gate_state(aflib.version_of(messages[2].value)) is aflib.AsrState.INITIALIZED
