@@ -177,8 +177,9 @@ class BoardConfig(Strict):
             caps.add("tap")
         if self.kind == "emulated":
             caps |= {"emulated", "faults"}
-        if self.asr is not None:
-            caps.add("external_mcu")  # the MCU is real: the emulated MCU's faults do not apply
+        if self.asr is not None:  # the MCU is real: the double's console and MCU faults are not its
+            caps.add("external_mcu")
+            caps.discard("console")
         return frozenset(caps)
 
 

@@ -159,7 +159,7 @@ def test_an_emulated_asr_in_front_of_a_real_mcu_reaches_the_double(tmp_path):
         "    link: {baud: 38400}\n    asr: {emulated: true, uart: /dev/ttyUSB2}\n"
     )
     board = inventory.load(path).boards["ext"]
-    assert "external_mcu" in board.capabilities
+    assert "external_mcu" in board.capabilities and "console" not in board.capabilities
     spec = spec_for("ext", board)
     assert (spec.external_mcu, spec.link_baud) == ("/dev/ttyUSB2", 38400)
 

@@ -19,6 +19,11 @@ BOARDS = r"""boards:
     power: {off_s: 0.05}
     double: {firmware_version: 1.1.0}
     console: {banner: 'board: (?P<version>\S+)  device_type'}
+  external:
+    kind: emulated
+    device_type: blinky
+    power: {off_s: 0.05}
+    asr: {emulated: true, uart: pty}
 """
 SUCCEEDED = {
     "id": "d-1",
@@ -29,17 +34,17 @@ SUCCEEDED = {
 
 
 @pytest.fixture
-def lab(tmp_path):
+def witness_lab(tmp_path):
     path = tmp_path / "boards.yaml"
     path.write_text(BOARDS)
     with Lab(inventory.load(path), log_dir=tmp_path / "logs", state_dir=tmp_path / "state",
-             lock_dir=tmp_path / "locks") as lab:  # fmt: skip
-        yield lab
+             lock_dir=tmp_path / "locks") as witness_lab:  # fmt: skip
+        yield witness_lab
 
 
-def rebooted(lab, name):
+def rebooted(witness_lab, name):
     """The board, power-cycled with its banner left unread for the witness."""
-    board = lab.board(name)
+    board = witness_lab.board(name)
     board.power.off()
     board.console.discard()
     board.power.on()
@@ -51,17 +56,25 @@ def witness(board, expected: str):
                        board=board, console_timeout_s=3)  # fmt: skip
 
 
-def test_the_banner_showing_the_version_agrees(lab):
-    assert witness(rebooted(lab, "plain"), "1.1.0").console == "banner with version 1.1.0: True"
+def test_the_banner_showing_the_version_agrees(witness_lab):
+    views = witness(rebooted(witness_lab, "plain"), "1.1.0")
+    assert views.console == "banner with version 1.1.0: True"
 
 
-def test_a_version_the_banner_only_contains_is_a_disagreement(lab):
+def test_a_version_the_banner_only_contains_is_a_disagreement(witness_lab):
     with pytest.raises(WitnessError) as caught:
-        witness(rebooted(lab, "plain"), "1.1")  # the banner says 1.1.0
+        witness(rebooted(witness_lab, "plain"), "1.1")  # the banner says 1.1.0
     assert "console: banner with version 1.1: False" in str(caught.value)
 
 
-def test_the_board_s_own_banner_is_the_one_waited_for(lab):
+def test_the_board_s_own_banner_is_the_one_waited_for(witness_lab):
     # its banner's `version` group is the board line's name: proof the configured words are read
-    views = witness(rebooted(lab, "own-words"), "own-words")
+    views = witness(rebooted(witness_lab, "own-words"), "own-words")
     assert views.console == "banner with version own-words: True"
+
+
+def test_a_board_whose_mcu_is_external_has_no_console_witness(witness_lab):
+    """The double's console belongs to its emulated MCU, not to the real one behind asr.uart."""
+    views = witness(witness_lab.board("external"), "9.9.9")  # no banner shows it: not asked
+    assert views.console == "not checked: the board has no console of its MCU"
+
