@@ -50,7 +50,7 @@ def line_of(text: str, words: str, after: str = "") -> int:
 
 
 @pytest.fixture
-def lab(tmp_path):
+def temp_lab(tmp_path):
     path = tmp_path / "boards.yaml"
     path.write_text(BOARDS)
     with Lab(
@@ -58,12 +58,12 @@ def lab(tmp_path):
         log_dir=tmp_path / "logs",
         state_dir=tmp_path / "state",
         lock_dir=tmp_path / "locks",
-    ) as lab:
-        yield lab
+    ) as temp_lab:
+        yield temp_lab
 
 
-def test_banner_and_version_query_use_the_configured_words(lab):
-    board = lab.board("own-words")
+def test_banner_and_version_query_use_the_configured_words(temp_lab):
+    board = temp_lab.board("own-words")
     assert board.boot(timeout_s=5) == "own-words"  # the banner's group, as configured
     first = board.query_version()  # `status` answered with `uptime_ms: N`
     assert first.isdigit() and board.firmware == first
@@ -74,14 +74,14 @@ def test_default_words_are_the_doubles(tmp_path):
     path = tmp_path / "boards.yaml"
     path.write_text("boards:\n  plain: {kind: emulated, device_type: blinky}\n")
     with Lab(inventory.load(path), log_dir=tmp_path / "logs", state_dir=tmp_path / "state",
-             lock_dir=tmp_path / "locks") as lab:  # fmt: skip
-        board = lab.board("plain")
+             lock_dir=tmp_path / "locks") as temp_lab:  # fmt: skip
+        board = temp_lab.board("plain")
         assert board.boot(timeout_s=5) == "1.0.0"
         assert board.query_version(timeout_s=3) == "1.0.0"
 
 
-def test_banner_that_never_matches_names_its_key_line_and_the_lines_received(lab):
-    board = lab.board("wrong-banner")
+def test_banner_that_never_matches_names_its_key_line_and_the_lines_received(temp_lab):
+    board = temp_lab.board("wrong-banner")
     with pytest.raises(BannerTimeout) as caught:
         board.boot()
     message = str(caught.value)
@@ -102,8 +102,8 @@ def test_banner_that_never_matches_names_its_key_line_and_the_lines_received(lab
     assert caught.value.tail and caught.value.timeout_s == 0.5
 
 
-def test_a_defaulted_banner_is_placed_at_the_board_and_nothing_received_says_so(lab):
-    board = lab.board("silent")  # below its brown-out voltage: it never prints a thing
+def test_a_defaulted_banner_is_placed_at_the_board_and_nothing_received_says_so(temp_lab):
+    board = temp_lab.board("silent")  # below its brown-out voltage: it never prints a thing
     with pytest.raises(BannerTimeout) as caught:
         board.wait_for_banner(timeout_s=0.3)
     message = str(caught.value)
@@ -113,8 +113,8 @@ def test_a_defaulted_banner_is_placed_at_the_board_and_nothing_received_says_so(
     assert "nothing came at all: check the board is powered" in message
 
 
-def test_an_unanswered_version_query_names_both_keys(lab):
-    board = lab.board("wrong-banner")
+def test_an_unanswered_version_query_names_both_keys(temp_lab):
+    board = temp_lab.board("wrong-banner")
     with pytest.raises(ConsoleTimeout):
         board.boot()
     board.console.expect(r"ready\r?\n", timeout=5)  # the double did boot, in its own words
@@ -135,5 +135,5 @@ def test_an_unanswered_version_query_names_both_keys(lab):
     )
 
 
-def test_the_boards_file_of_a_board_is_the_inventorys(lab):
-    assert lab.board("own-words").boards_file == Path(lab.inventory.path)
+def test_the_boards_file_of_a_board_is_the_inventorys(temp_lab):
+    assert temp_lab.board("own-words").boards_file == Path(temp_lab.inventory.path)
