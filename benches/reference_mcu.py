@@ -49,9 +49,6 @@ import contextlib
 import hashlib
 import os
 import random
-import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -64,6 +61,12 @@ import pyvisa
 import yaml
 
 from rig.double.control import DoubleControl
+from rig.double.reference_mcu import (
+    GenericMcu,
+    ReferenceUnavailable,
+    aflib_source,
+    build_generic_mcu,
+)
 from rig.double.runner import Double
 from rig.double.spec import EmulatedBoardSpec
 from rig.double.tap import read_capture
@@ -81,9 +84,6 @@ from rig.report.text_table import render
 REPO = Path(__file__).resolve().parent.parent
 BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"
 AFLIB_DEFAULT = REPO.parent / "shared" / "reference" / "aflib3-generic"
-EXAMPLE = Path("platform") / "linux" / "examples" / "generic_mcu"
-TOOLS = ("cmake", "make", "cc", "c++")
-MCU_FILE = "ota_file_type.101"  # where generic_mcu stores an image of type 101
 TYPE = 101
 BOARD = "bench"
 KIB = 1024
@@ -109,102 +109,6 @@ FIXED_S = {"reference": 4.0, "emulated": 2.0}  # double, boot, check-in, verify,
 
 class BenchFailure(Exception):
     """A run did not end as it must (exit 1)."""
-
-
-class Unavailable(Exception):
-    """generic_mcu cannot be built here: its source or the build tools are missing (exit 2)."""
-
-
-# -- generic_mcu -----------------------------------------------------------------------------
-
-
-def aflib_source() -> Path:
-    return Path(os.environ.get("RIG_AFLIB_SRC") or AFLIB_DEFAULT)
-
-
-def build_generic_mcu(build: Path, source: Path | None = None) -> Path:
-    """cmake + make of afLib3-generic's generic_mcu into `build`; the binary's path."""
-    root = source or aflib_source()
-    example = root / EXAMPLE
-    if not example.is_dir():
-        raise Unavailable(
-            f"Afero's afLib3-generic is not at {root} (no {EXAMPLE} in it): set RIG_AFLIB_SRC "
-            "to its folder"
-        )
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        raise Unavailable(f"{', '.join(missing)} not installed: apt install cmake build-essential")
-    for command in (["cmake", "-S", str(example), "-B", str(build)], ["make", "-C", str(build)]):
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            raise BenchFailure(f"{' '.join(command)} took more than 300 s") from None
-        if done.returncode != 0:
-            raise BenchFailure(f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}")
-    binary = build / "generic_mcu"
-    if not binary.is_file():
-        raise BenchFailure(f"the build made no {binary}")
-    return binary
-
-
-class GenericMcu:
-    """generic_mcu on a UART, in its own folder; its stdout goes to generic_mcu.log there."""
-
-    def __init__(self, binary: Path, uart: str, folder: Path, baud: int = 115200) -> None:
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.log = folder / "generic_mcu.log"
-        with open(self.log, "wb") as out:
-            # stdin stays an open pipe: at end of input generic_mcu prints its usage in a loop
-            self.proc = subprocess.Popen(
-                [str(binary), "-b", str(baud), "-D", uart],
-                cwd=folder,
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            self.wait_for(r"using uart path")
-        except BaseException:
-            self.stop()
-            raise
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while not (match := re.search(pattern, self.text())):
-            if self.proc.poll() is not None:
-                raise BenchFailure(
-                    f"generic_mcu exited ({self.proc.returncode}) before saying "
-                    f"{pattern!r}:\n{self.tail()}"
-                )
-            if time.monotonic() > deadline:
-                raise BenchFailure(
-                    f"generic_mcu did not say {pattern!r} within {timeout:g} s:\n{self.tail()}"
-                )
-            time.sleep(0.02)
-        return match
-
-    def tail(self, lines: int = 15) -> str:
-        return "\n".join(self.text().splitlines()[-lines:])
-
-    def stored(self) -> bytes | None:
-        path = self.folder / MCU_FILE
-        return path.read_bytes() if path.exists() else None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        if self.proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdin.close()
 
 
 # -- the lab: one OTA service, one board per run ----------------------------------------------
@@ -309,7 +213,7 @@ def open_board(
         if mcu == "reference":
             assert binary is not None
             uart = double.boards[BOARD].ota.info()["mcu_uart"]
-            generic = GenericMcu(binary, uart, folder / "generic_mcu", baud)
+            generic = GenericMcu(binary, uart, folder / "generic_mcu", baud=baud)
             stack.callback(generic.stop)
         board = Board(
             double, target, control, psu, Path(str(info["tap"]["capture"])), generic, folder
@@ -617,9 +521,10 @@ def main(argv: list[str] | None = None) -> int:
             binary = None
             if "reference" in args.mcus:
                 built = time.monotonic()
-                binary = build_generic_mcu(folder / "build")
+                binary = build_generic_mcu(aflib_source(AFLIB_DEFAULT), folder / "build")
                 print(
-                    f"built generic_mcu from {aflib_source()} in {time.monotonic() - built:.1f} s",
+                    f"built generic_mcu from {aflib_source(AFLIB_DEFAULT)} in "
+                    f"{time.monotonic() - built:.1f} s",
                     flush=True,
                 )
             with open_lab(folder) as lab:
@@ -643,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{result.throughput / KIB:.1f} KiB/s on the wire",
                         flush=True,
                     )
-    except Unavailable as exc:
+    except ReferenceUnavailable as exc:
         print(f"reference_mcu: {exc}", file=sys.stderr)
         return 2
     except (BenchFailure, RigError, pyvisa.Error) as exc:

@@ -1,19 +1,17 @@
 """Fixtures shared by the framework's own tests (helpers to import are in helpers.py)."""
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pyvisa
 
+from rig.double.reference_mcu import ReferenceUnavailable, aflib_source, build_generic_mcu
+
 REPO = Path(__file__).resolve().parents[2]
 #: Afero's afLib3-generic: $RIG_AFLIB_SRC, else the shared reference copy beside the repository.
-AFLIB = Path(
-    os.environ.get("RIG_AFLIB_SRC") or REPO.parent / "shared" / "reference" / "aflib3-generic"
-)
+AFLIB = aflib_source(REPO.parent / "shared" / "reference" / "aflib3-generic")
 
 
 @pytest.fixture
@@ -36,17 +34,11 @@ def rig_env(monkeypatch, tmp_path):
 @pytest.fixture(scope="session")
 def generic_mcu(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Afero's reference MCU, built once per test process."""
-    source = AFLIB / "platform" / "linux" / "examples" / "generic_mcu"
-    if not source.is_dir():
-        _unavailable(f"Afero's afLib3-generic is not at {AFLIB}: set RIG_AFLIB_SRC to its folder")
-    missing = [tool for tool in ("cmake", "make", "cc", "c++") if shutil.which(tool) is None]
-    if missing:
-        _unavailable(f"{', '.join(missing)} not installed: apt install cmake build-essential")
-    build = tmp_path_factory.mktemp("generic_mcu")
-    for command in (["cmake", "-S", str(source), "-B", str(build)], ["make", "-C", str(build)]):
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}{done.stderr}"
-    return build / "generic_mcu"
+    try:
+        return build_generic_mcu(AFLIB, tmp_path_factory.mktemp("generic_mcu"))
+    except ReferenceUnavailable as exc:
+        _unavailable(str(exc))
+        raise  # unreachable: _unavailable skips or fails
 
 
 def _unavailable(why: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 import pyvisa
 import serial
 
-from tests.unit.helpers import ReferenceMcu, open_visa
+from rig.double.reference_mcu import GenericMcu
+from tests.unit.helpers import open_visa
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -107,7 +108,7 @@ def test_a_board_whose_asr_is_emulated_drives_afero_s_reference_mcu(tmp_path, ge
         uart = row["tap"]["mcu_uart"]
         assert os.path.exists(uart)
         (tmp_path / "mcu").mkdir()
-        mcu = ReferenceMcu(generic_mcu, uart, tmp_path / "mcu")
+        mcu = GenericMcu(generic_mcu, uart, tmp_path / "mcu")
         supply = open_visa(rm, row["power"])
         assert supply.query("OUTP ON;*OPC?").strip() == "1"
         mcu.wait_for(r"ASR state: Initialized")

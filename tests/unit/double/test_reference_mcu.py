@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rig.double.reference_mcu import GenericMcu
 from rig.protocol import aflib
 from rig.protocol.transcript import Transcript
 from tests.unit.double.bench import BLINKY, Bench
-from tests.unit.helpers import ReferenceMcu, wait_until
+from tests.unit.helpers import wait_until
 
 SLOT = 512 * 1024  # the emulated MCU's flash slot here: room for the 256 KiB image
 MODULO2_ATTRIBUTE = 2046
@@ -29,7 +30,7 @@ MODULO2_ATTRIBUTE = 2046
 class Handoff:
     """One board whose MCU is Afero's reference MCU or rig's emulated one."""
 
-    def __init__(self, bench: Bench, reference: ReferenceMcu | None) -> None:
+    def __init__(self, bench: Bench, reference: GenericMcu | None) -> None:
         self.bench, self.reference = bench, reference
 
     @property
@@ -56,7 +57,7 @@ class Handoff:
 @pytest.fixture(params=["reference", "emulated"])
 def make_handoff(request: pytest.FixtureRequest, make_bench, tmp_path: Path) -> Iterator:
     """Make the board: `make_handoff()`, or with a bench's options (profile, attribute size)."""
-    references: list[ReferenceMcu] = []
+    references: list[GenericMcu] = []
 
     def make(**bench: object) -> Handoff:
         if request.param == "emulated":
@@ -67,7 +68,7 @@ def make_handoff(request: pytest.FixtureRequest, make_bench, tmp_path: Path) -> 
         made = make_bench(external_mcu="pty", **bench)
         folder = tmp_path / f"generic_mcu-{len(references)}"
         folder.mkdir()
-        references.append(ReferenceMcu(binary, made.board.ota.info()["mcu_uart"], folder))
+        references.append(GenericMcu(binary, made.board.ota.info()["mcu_uart"], folder))
         made.power_on()  # the ASR's boot handshake reaches an MCU that is listening
         references[-1].wait_for(r"ASR state: Initialized")
         return Handoff(made, references[-1])
