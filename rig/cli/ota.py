@@ -1,7 +1,8 @@
 """`rig ota …`: the OTA Manager's workflow from a terminal, against any OTA server.
 
 Which server: `--url` (or $RIG_OTA_URL) with `--partner` and a token from `--token-env`
-(default RIG_OTA_TOKEN); without `--url`, the `ota:` section of boards.yaml when it names a
+(default RIG_OTA_TOKEN), or an OAuth sign-in with the credentials in the variables the four
+`--*-env` options name; without `--url`, the `ota:` section of boards.yaml when it names a
 remote server. Tables by default, `--json` for scripts.
 """
 
@@ -12,20 +13,38 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from rig.errors import RigError
 from rig.lab import inventory
 from rig.ota.client import OtaClient
+from rig.ota.signin import SignInEnv, sign_in_env
+
+if TYPE_CHECKING:  # the service (FastAPI) is imported by `serve` alone, when it runs
+    from rig.ota.service.oauth import OAuthLogin
+
+SIGN_IN_OPTIONS = ("--client-id-env", "--client-secret-env", "--username-env", "--password-env")
+
+
+def _cli_sign_in(args: argparse.Namespace) -> SignInEnv | None:
+    """The sign-in variables named on the command line (all four or none), or None."""
+    names = [getattr(args, o[2:].replace("-", "_")) for o in SIGN_IN_OPTIONS]
+    if not any(names):
+        return None
+    missing = [o for o, n in zip(SIGN_IN_OPTIONS, names, strict=True) if not n]
+    if missing:
+        raise RigError(f"signing in needs all of {', '.join(SIGN_IN_OPTIONS)}: add "
+                       f"{', '.join(missing)} (each names an environment variable)")  # fmt: skip
+    return SignInEnv(*names, keys=SIGN_IN_OPTIONS)
 
 
 def client_for(args: argparse.Namespace) -> OtaClient:
     url = args.url or os.environ.get("RIG_OTA_URL")
     if url:
         return OtaClient.remote(url, partner=args.partner, account=args.account or args.partner,
-                                token_env=args.token_env)  # fmt: skip
+                                token_env=args.token_env, sign_in=_cli_sign_in(args))  # fmt: skip
     inv = inventory.load(inventory.find_boards_file(getattr(args, "boards_file", None)))
     ota = inv.ota
     if ota.service == "local":
@@ -34,7 +53,8 @@ def client_for(args: argparse.Namespace) -> OtaClient:
             "(or set RIG_OTA_URL), or name a remote one in boards.yaml's ota: section"
         )
     return OtaClient.remote(ota.service, partner=ota.partner, account=ota.account or ota.partner,
-                            token_env=ota.token_env or args.token_env)  # fmt: skip
+                            token_env=ota.token_env or args.token_env,
+                            sign_in=sign_in_env(ota, inv.path))  # fmt: skip
 
 
 def show(args: argparse.Namespace, data: Any, columns: list[str]) -> None:
@@ -156,20 +176,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if not args.partner or len(args.partner) != len(args.token):
         raise RigError("give at least one --partner ID[:ACCOUNT], and one --token for each")
+    logins = _oauth_logins(args)
     partners = [
-        PartnerAuth(partner_id=p, token=t, account_id=a)
-        for (p, a), t in zip(map(_partner, args.partner), args.token, strict=True)
+        PartnerAuth(partner_id=p, token=t, account_id=a, oauth=login)
+        for (p, a), t, login in zip(map(_partner, args.partner), args.token, logins, strict=True)
     ]
     data_dir = Path(args.data)
     data_dir.mkdir(parents=True, exist_ok=True)
     # uvicorn shuts down gracefully, then re-raises the signal it caught: make that a clean exit.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
+    lifetime = {} if args.token_lifetime is None else {"token_lifetime_s": args.token_lifetime}
     run(host=args.host, port=args.port, data_dir=data_dir,
         partners={p.partner_id: p for p in partners},
         max_image_bytes=int(args.max_image_mib * 1024 * 1024),
-        ready=lambda url: print(url, flush=True))  # fmt: skip
+        ready=lambda url: print(url, flush=True), **lifetime)  # fmt: skip
     return 0
+
+
+def _oauth_logins(args: argparse.Namespace) -> list[OAuthLogin | None]:
+    """Each --partner's OAuth login (client id, secret, user, password), or None for each."""
+    from rig.ota.service.oauth import OAuthLogin
+
+    options = ("--client-id", "--client-secret", "--username", "--password")
+    given = [getattr(args, o[2:].replace("-", "_")) for o in options]
+    if not any(given):
+        return [None] * len(args.partner)
+    if any(len(values) != len(args.partner) for values in given):
+        counts = ", ".join(f"{o} {len(v)}" for o, v in zip(options, given, strict=True))
+        raise RigError(f"OAuth sign-in needs one each of {', '.join(options)} per --partner "
+                       f"({len(args.partner)}); got {counts}")  # fmt: skip
+    return [OAuthLogin(*login) for login in zip(*given, strict=True)]
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -192,6 +229,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--account", help="account id for device paths (default: partner)")
         sub.add_argument("--token-env", default="RIG_OTA_TOKEN",
                          help="environment variable holding the bearer token")  # fmt: skip
+        for option, what in zip(SIGN_IN_OPTIONS, ("OAuth client id", "OAuth client secret",
+                                "user name", "user's password"), strict=True):  # fmt: skip
+            sub.add_argument(option, metavar="VAR",
+                             help=f"sign in: environment variable holding the {what}")  # fmt: skip
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
         sub.add_argument("-f", "--boards-file", help=argparse.SUPPRESS)
 
@@ -202,6 +243,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--partner", action="append", default=[], metavar="ID[:ACCOUNT]")
     serve.add_argument("--token", action="append", default=[], help="one per --partner")
     serve.add_argument("--max-image-mib", type=float, default=64.0)
+    for option, what in (("--client-id", "OAuth client id"), ("--client-secret", "its secret"),
+                         ("--username", "the user signing in (e.g. an email)"),
+                         ("--password", "that user's password")):  # fmt: skip
+        serve.add_argument(option, action="append", default=[],
+                           help=f"sign-in: {what}; one per --partner, or none")  # fmt: skip
+    serve.add_argument("--token-lifetime", type=float, metavar="SECONDS",
+                       help="how long a signed-in token lasts (default 16200, 4.5 h)")  # fmt: skip
     serve.set_defaults(run=cmd_serve)
 
     types = verbs.add_parser("types", help="image types: list, add, edit (R1, R2)")

@@ -183,26 +183,61 @@ class BoardConfig(Strict):
         return frozenset(caps)
 
 
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name: use letters, digits and '_', "
+            "not starting with a digit"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+#: The keys naming the variables of an OAuth sign-in (rig.ota.signin), all four or none.
+SIGN_IN_KEYS = ("client_id_env", "client_secret_env", "username_env", "password_env")
+
+
 class OtaConfig(Strict):
-    """Which OTA service the lab uses: the local one, or a remote server."""
+    """Which OTA service the lab uses: the local one, or a remote server, and how rig proves
+    who it is there: a bearer token (`token_env`) or an OAuth sign-in (the four `*_env` keys
+    of `SIGN_IN_KEYS`). Each names an environment variable; no secret is written here."""
 
     service: str = "local"
     partner: Name = "lab"
     account: str | None = None
-    token_env: str | None = None
+    token_env: EnvName | None = None
+    client_id_env: EnvName | None = None
+    client_secret_env: EnvName | None = None
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
 
     def problems(self) -> list[tuple[tuple[str, ...], str]]:
         """Mistakes across fields: (field path within `ota`, what is wrong)."""
+        given = [key for key in SIGN_IN_KEYS if getattr(self, key)]
         if self.service == "local":
-            return []
+            return [
+                ((key,), "the local service rig starts makes its own credentials for each run: "
+                 "remove it, or set service: to the URL of the server to sign in to")
+                for key in given
+            ]  # fmt: skip
         if not re.match(r"^https?://", self.service):
             return [(("service",), f"must be 'local' or an http(s) URL, not {self.service!r}")]
+        if given and self.token_env:
+            return [(("token_env",), "give either token_env (a bearer token) or the sign-in "
+                     f"keys ({', '.join(given)}), not both: remove one")]  # fmt: skip
+        if given:
+            return [
+                ((key,), f"signing in needs all of {', '.join(SIGN_IN_KEYS)}: add {key}, the "
+                 "name of the environment variable holding it")
+                for key in SIGN_IN_KEYS if key not in given
+            ]  # fmt: skip
         if not self.token_env:
             return [
                 (
                     ("token_env",),
                     "a remote service needs it: the name of the environment "
-                    "variable holding the partner's bearer token",
+                    "variable holding the partner's bearer token (or sign in instead: "
+                    f"{', '.join(SIGN_IN_KEYS)})",
                 )
             ]
         return []

@@ -2,7 +2,9 @@
 
 It speaks the public paths to any server (rig's local service or a remote one) and the
 local-only paths to rig's service; against a server without them it says so plainly. Every
-refused request becomes an `OtaClientError` carrying the service's rule and message.
+refused request becomes an `OtaClientError` carrying the service's rule and message. It
+authenticates with a partner's static bearer token, or signs in with OAuth credentials
+(rig.ota.signin) and signs in again when the token has expired.
 """
 
 from __future__ import annotations
@@ -15,18 +17,11 @@ from typing import Any
 
 import httpx
 
-from rig.errors import RigError
+from rig.ota.errors import OtaClientError
+from rig.ota.signin import OAuthCredentials, OAuthSignIn, SignInEnv, SignInStats
 from rig.ota.states import TERMINAL
 
 UPLOAD_CHUNK = 256 * 1024
-
-
-class OtaClientError(RigError):
-    """The OTA service refused a request (or could not be reached)."""
-
-    def __init__(self, message: str, *, status: int = 0, rule: str = "", hint: str = "") -> None:
-        self.status, self.rule, self.message, self.hint = status, rule, message, hint
-        super().__init__(f"{message}{f' ({hint})' if hint else ''}")
 
 
 class LocalOnlyError(OtaClientError):
@@ -57,36 +52,59 @@ def refusal(base_url: str, method: str, path: str, response: httpx.Response) -> 
 
 
 class OtaClient:
-    """A partner's view of one OTA server."""
+    """A partner's view of one OTA server, with a static `token` or sign-in `credentials`."""
 
     def __init__(
         self,
         base_url: str,
         *,
         partner: str,
-        token: str,
+        token: str | None = None,
+        credentials: OAuthCredentials | None = None,
         account: str | None = None,
         timeout_s: float = 30.0,
     ) -> None:
+        if (token is None) == (credentials is None):
+            raise OtaClientError("an OtaClient needs a partner token or OAuth credentials, "
+                                 "one of the two")  # fmt: skip
         self.base_url = base_url.rstrip("/")
         self.partner = partner
         self.account = account or partner
+        self._sign_in = OAuthSignIn(self.base_url, credentials) if credentials else None
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {token}"},
+            headers={"Authorization": f"Bearer {token}"} if token is not None else {},
+            auth=self._sign_in,
             timeout=timeout_s,
         )
         self.ota = f"/v1/ota/partners/{partner}"
         self.local = f"/v1/local/partners/{partner}"
 
     @classmethod
-    def remote(cls, base_url: str, *, partner: str, account: str, token_env: str) -> OtaClient:
-        """A client for a remote server, its token read from the environment variable named."""
+    def remote(
+        cls,
+        base_url: str,
+        *,
+        partner: str,
+        account: str,
+        token_env: str = "RIG_OTA_TOKEN",
+        sign_in: SignInEnv | None = None,
+    ) -> OtaClient:
+        """A client for a remote server: it signs in with the credentials in the variables
+        `sign_in` names, or else uses the bearer token in the variable `token_env`."""
+        if sign_in is not None:
+            return cls(base_url, partner=partner, credentials=sign_in.read(), account=account)
         token = os.environ.get(token_env)
         if not token:
             raise OtaClientError(f"the OTA token variable {token_env} is not set: export it "
                                  "with the partner's bearer token")  # fmt: skip
         return cls(base_url, partner=partner, token=token, account=account)
+
+    @property
+    def sign_ins(self) -> SignInStats:
+        """Sign-ins so far and the seconds they took (zero for a client with a static token)."""
+        stats = self._sign_in.stats if self._sign_in else SignInStats()
+        return SignInStats(stats.count, stats.seconds)
 
     def close(self) -> None:
         self._http.close()
@@ -150,7 +168,7 @@ class OtaClient:
         if isinstance(source, bytes):
             content: Any = source
         else:
-            content = _chunks(Path(source))
+            content = FileChunks(Path(source))
         headers = {"Content-Type": "application/octet-stream"}
         return self.request("POST", f"{self.ota}/binaries", content=content, headers=headers)[
             "value"
@@ -302,11 +320,17 @@ def _will_retry(record: dict) -> bool:
     return "retry limit" not in (last.get("detail") or "")
 
 
-def _chunks(path: Path) -> Iterator[bytes]:
-    """Stream a file to the server instead of reading it whole."""
-    with path.open("rb") as handle:
-        while chunk := handle.read(UPLOAD_CHUNK):
-            yield chunk
+class FileChunks:
+    """A file streamed to the server instead of read whole. Each pass reads it afresh, so a call
+    re-sent after a new sign-in sends every byte again (a generator could be sent only once)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as handle:
+            while chunk := handle.read(UPLOAD_CHUNK):
+                yield chunk
 
 
 class DeviceClient:

@@ -1,8 +1,13 @@
 """OTA fixtures: the lab's OTA service (local, started here, or remote), its client, the pipeline.
 
 Loaded by rig.pytestplugin. With `ota: {service: local}` in boards.yaml each pytest process runs the
-local service on loopback in a temporary data folder, with a fresh partner token; otherwise the
-client is pointed at the remote server named there.
+local service on loopback in a temporary data folder, with fresh credentials; otherwise the
+client is pointed at the remote server named there, with the token or the sign-in credentials
+whose environment variables the `ota:` section names.
+
+The `ota` client signs in with OAuth on the local service too (fresh client, user and password
+per run), so every run walks the sign-in a remote server asks for; `scratch_ota` keeps a static
+partner token, so the token path is walked as well.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,9 @@ from rig.instruments.sniffer_port import HandoffRecorder
 from rig.lab.board import Board
 from rig.lab.inventory import OtaConfig
 from rig.ota.client import OtaClient
+from rig.ota.errors import OtaClientError
 from rig.ota.pipeline import Pipeline, Target
+from rig.ota.signin import OAuthCredentials, sign_in_env
 from rig.pytestplugin.session import RigSession, session_of
 from rig.report.ota import attach_power_trace
 from rig.report.power_trace import PowerTrace
@@ -30,16 +37,17 @@ from rig.report.power_trace import PowerTrace
 
 @dataclass(frozen=True)
 class OtaEndpoint:
-    """Where the lab's OTA service is and who we are to it."""
+    """Where the lab's OTA service is and who we are to it: a token, or sign-in credentials."""
 
     base_url: str
     partner: str
     account: str
-    token: str
+    token: str | None = field(default=None, repr=False)
+    credentials: OAuthCredentials | None = None
 
     def client(self) -> OtaClient:
         return OtaClient(self.base_url, partner=self.partner, token=self.token,
-                         account=self.account)  # fmt: skip
+                         credentials=self.credentials, account=self.account)  # fmt: skip
 
 
 def _ota_config(session: RigSession) -> tuple[OtaConfig, Path | None]:
@@ -53,8 +61,16 @@ def _ota_config(session: RigSession) -> tuple[OtaConfig, Path | None]:
 @pytest.fixture(scope="session")
 def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpoint]:
     """The OTA service this run uses (started now when boards.yaml says service: local)."""
-    ota, _ = _ota_config(rig_session)
+    ota, boards_file = _ota_config(rig_session)
     account = ota.account or ota.partner
+    sign_in = sign_in_env(ota, boards_file)
+    if ota.service != "local" and sign_in is not None:
+        try:
+            credentials = sign_in.read()
+        except OtaClientError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield OtaEndpoint(ota.service, ota.partner, account, credentials=credentials)
+        return
     if ota.service != "local":
         token_env = ota.token_env or "RIG_OTA_TOKEN"
         token = os.environ.get(token_env)
@@ -64,12 +80,16 @@ def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpo
         yield OtaEndpoint(ota.service, ota.partner, account, token)
         return
     from rig.ota.service.auth import PartnerAuth
+    from rig.ota.service.oauth import OAuthLogin
     from rig.ota.service.serve import LocalService
 
-    token = secrets.token_urlsafe(24)
-    partners = {ota.partner: PartnerAuth(partner_id=ota.partner, token=token, account_id=account)}
-    with LocalService(tmp_path_factory.mktemp("ota-service"), partners) as service:
-        yield OtaEndpoint(service.base_url, ota.partner, account, token)
+    secret, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    user = (f"rig-{ota.partner}", secret, f"{account}@rig.local", password)
+    partner = PartnerAuth(partner_id=ota.partner, token=secrets.token_urlsafe(24),
+                          account_id=account, oauth=OAuthLogin(*user))  # fmt: skip
+    credentials = OAuthCredentials(*user)
+    with LocalService(tmp_path_factory.mktemp("ota-service"), {ota.partner: partner}) as service:
+        yield OtaEndpoint(service.base_url, ota.partner, account, credentials=credentials)
 
 
 @pytest.fixture(scope="session")

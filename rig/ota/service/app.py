@@ -1,8 +1,9 @@
 """The HTTP face of the local OTA service: FastAPI over `OtaService`.
 
-Routers: the public partner API (routes_partner), the local-only partner API and the accounts'
-device API (routes_local), and the device-facing API (routes_device). Errors of every kind are
-rendered as `{rule, message, hint}` (errors.py). The OpenAPI document is at /openapi.json.
+Routers: OAuth sign-in (oauth), the public partner API (routes_partner), the local-only partner
+API and the accounts' device API (routes_local), and the device-facing API (routes_device).
+Errors of every kind are rendered as `{rule, message, hint}` (errors.py); the sign-in's own
+refusals are OAuth's `{error, error_description}`. The OpenAPI document is at /openapi.json.
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from rig.ota.service import routes_device, routes_local, routes_partner
-from rig.ota.service.auth import PartnerAuth
+from rig.ota.service import oauth, routes_device, routes_local, routes_partner
+from rig.ota.service.auth import PartnerAuth, partners_by_id
 from rig.ota.service.domain import DEFAULT_MAX_IMAGE_BYTES, OtaService
 from rig.ota.service.errors import install_error_handlers
+from rig.ota.service.oauth import DEFAULT_TOKEN_LIFETIME_S, TokenIssuer
 
 
 def create_app(
     data_dir: Path,
     partners: Mapping[str, PartnerAuth] | list[PartnerAuth],
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+    token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
 ) -> FastAPI:
-    """An app serving one data folder; `app.state.service` is its `OtaService`."""
+    """An app serving one data folder; `app.state.service` is its `OtaService`,
+    `app.state.oauth` the `TokenIssuer` of its sign-ins."""
+    issuer = TokenIssuer(partners_by_id(partners), token_lifetime_s)  # checked before any I/O
     svc = OtaService(Path(data_dir), partners, max_image_bytes)
 
     @asynccontextmanager
@@ -40,7 +45,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = svc
+    app.state.oauth = issuer
     install_error_handlers(app)
+    app.include_router(oauth.router)
     app.include_router(routes_partner.router)
     app.include_router(routes_local.local)
     app.include_router(routes_local.accounts)

@@ -1,7 +1,8 @@
 """Who may call the service: partner tokens (given at start) and device secrets (hashed).
 
 Tokens live only in memory, as the operator passed them; device secrets are stored as SHA-256
-and compared in constant time, so the database file never holds a usable credential.
+and compared in constant time, so the database file never holds a usable credential. A partner
+may also sign in with OAuth (its `oauth` login; the tokens it gets are oauth.py's business).
 """
 
 from __future__ import annotations
@@ -11,20 +12,23 @@ import hmac
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rig.ota.service.errors import OtaError
+from rig.ota.service.oauth import OAuthLogin
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 @dataclass(frozen=True)
 class PartnerAuth:
-    """One partner the service serves: its id, its bearer token, and its account id."""
+    """One partner the service serves: its id, its bearer token, its account id, and
+    optionally an OAuth client and user to sign in with. No secret shows in its repr."""
 
     partner_id: str
-    token: str
+    token: str = field(repr=False)
     account_id: str = ""
+    oauth: OAuthLogin | None = None
 
     def __post_init__(self) -> None:
         if not ID_PATTERN.match(self.partner_id):
@@ -45,10 +49,10 @@ class PartnerAuth:
             object.__setattr__(self, "account_id", self.partner_id)
 
     @classmethod
-    def parse(cls, spec: str, token: str) -> PartnerAuth:
+    def parse(cls, spec: str, token: str, oauth: OAuthLogin | None = None) -> PartnerAuth:
         """`lab` or `lab:ACCOUNT` (the `--partner` option) with its `--token`."""
         partner_id, _, account_id = spec.partition(":")
-        return cls(partner_id, token, account_id)
+        return cls(partner_id, token, account_id, oauth)
 
 
 def partners_by_id(

@@ -1,5 +1,8 @@
 """FastAPI dependencies: the service object, and who is calling (partner token, device secret).
 
+A partner's bearer token is its static token or one the OAuth sign-in issued (oauth.py); both
+open the same paths, and an expired or unknown one is refused alike.
+
 A wrong or missing credential is 401. A valid partner token on another partner's (or
 account's) path is 404, worded the same whether that partner exists or not, so nothing about
 other partners leaks. A device secret opens only its own device's path (403 otherwise).
@@ -32,7 +35,7 @@ _Bearer = Depends(bearer)
 _DeviceHeader = Depends(device_header)
 
 
-def _caller(svc: OtaService, creds: HTTPAuthorizationCredentials | None) -> PartnerAuth:
+def _caller(request: Request, creds: HTTPAuthorizationCredentials | None) -> PartnerAuth:
     challenge = {"WWW-Authenticate": "Bearer"}
     if creds is None:
         raise OtaError(
@@ -42,7 +45,10 @@ def _caller(svc: OtaService, creds: HTTPAuthorizationCredentials | None) -> Part
             "send the header 'Authorization: Bearer <token>'",
             challenge,
         )
+    svc: OtaService = request.app.state.service
     partner = svc.partner_by_token(creds.credentials)
+    if partner is None:
+        partner = request.app.state.oauth.partner_for(creds.credentials)
     if partner is None:
         raise OtaError(
             401,
@@ -55,12 +61,12 @@ def _caller(svc: OtaService, creds: HTTPAuthorizationCredentials | None) -> Part
 
 
 def partner_id(
+    request: Request,
     partnerId: str = Path(description="the partner whose records these are"),
     creds: HTTPAuthorizationCredentials | None = _Bearer,
-    svc: OtaService = _Svc,
 ) -> str:
     """The path's partner id, once the token is shown to belong to it."""
-    caller = _caller(svc, creds)
+    caller = _caller(request, creds)
     if caller.partner_id != partnerId:
         raise not_found(
             f"no partner '{partnerId}' is visible to this token",
@@ -70,12 +76,12 @@ def partner_id(
 
 
 def account(
+    request: Request,
     accountId: str = Path(description="the account the devices belong to"),
     creds: HTTPAuthorizationCredentials | None = _Bearer,
-    svc: OtaService = _Svc,
 ) -> PartnerAuth:
     """The partner owning the path's account, once the token is shown to belong to it."""
-    caller = _caller(svc, creds)
+    caller = _caller(request, creds)
     if caller.account_id != accountId:
         raise not_found(
             f"no account '{accountId}' is visible to this token",

@@ -21,6 +21,7 @@ from rig.ota.service.app import create_app
 from rig.ota.service.auth import PartnerAuth
 from rig.ota.service.domain import DEFAULT_MAX_IMAGE_BYTES, OtaService
 from rig.ota.service.errors import OtaError
+from rig.ota.service.oauth import DEFAULT_TOKEN_LIFETIME_S
 
 DEFAULT_DATA_DIR = Path(".rig") / "ota"
 START_TIMEOUT_S = 15.0
@@ -80,6 +81,7 @@ def run(
     partners: Mapping[str, PartnerAuth] | list[PartnerAuth] | None = None,
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ready: Callable[[str], None] | None = None,
+    token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
 ) -> None:
     """Serve in the foreground until interrupted; announce the base URL once it serves.
 
@@ -87,7 +89,7 @@ def run(
     SIGINT/SIGTERM stop it gracefully; uvicorn then re-raises the signal, so Ctrl-C surfaces as
     KeyboardInterrupt and SIGTERM ends the process with the signal's exit status.
     """
-    app = create_app(Path(data_dir), partners or {}, max_image_bytes)
+    app = create_app(Path(data_dir), partners or {}, max_image_bytes, token_lifetime_s)
     sock = _bind(host, port)
     url = _url(host, sock)
     announce = ready or (lambda u: print(u, flush=True))
@@ -103,6 +105,9 @@ class LocalService:
     with LocalService(tmp_path, {"lab": PartnerAuth("lab", "t0ken")}) as svc:
         httpx.get(svc.base_url + "/v1/health")
         svc.service.create_device_type("lab", "blinky")   # direct set-up, no HTTP
+
+    Partners with an `oauth` login may sign in at /oauth/token; the tokens it issues live
+    `token_lifetime_s` (short ones let a test see a token expire).
     """
 
     def __init__(
@@ -113,9 +118,10 @@ class LocalService:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.app = create_app(self.data_dir, partners, max_image_bytes)
+        self.app = create_app(self.data_dir, partners, max_image_bytes, token_lifetime_s)
         self.service: OtaService = self.app.state.service
         self._host, self._port = host, port
         self._started = threading.Event()

@@ -6,12 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rig.cli.main import main as rig_main
 from rig.ota.client import OtaClient
 
 ROOT = Path(__file__).resolve().parents[3]
+CLIENT_SECRET, PASSWORD = "cli-client-secret-d41", "cli-password-e9b"
+SIGN_IN_ENV = {"T_CLIENT_ID": "lab-cli", "T_CLIENT_SECRET": CLIENT_SECRET,
+               "T_USERNAME": "lab@example.io", "T_PASSWORD": PASSWORD}  # fmt: skip
+SIGN_IN_OPTIONS = ["--client-id-env", "T_CLIENT_ID", "--client-secret-env", "T_CLIENT_SECRET",
+                   "--username-env", "T_USERNAME", "--password-env", "T_PASSWORD"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +25,9 @@ def served(tmp_path_factory):
     data = tmp_path_factory.mktemp("ota-data")
     proc = subprocess.Popen(
         [sys.executable, "-m", "rig", "ota", "serve", "--data", str(data),
-         "--partner", "lab:acct-1", "--token", "s3cret"],
+         "--partner", "lab:acct-1", "--token", "s3cret",
+         "--client-id", "lab-cli", "--client-secret", CLIENT_SECRET,
+         "--username", "lab@example.io", "--password", PASSWORD, "--token-lifetime", "3600"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = proc.stdout.readline().strip()
@@ -124,3 +132,74 @@ def test_local_only_features_say_so_against_a_server_without_them():
         server.shutdown()
     assert "local-only feature of rig's OTA service" in str(caught.value)
     assert caught.value.rule == "LOCAL_ONLY"
+
+
+# -- signing in (OAuth password grant) ----------------------------------------------------------
+
+
+@pytest.fixture
+def signed_in(rig, monkeypatch):
+    """The `rig` runner with the sign-in variables set and no bearer token to fall back on."""
+    monkeypatch.delenv("RIG_OTA_TOKEN")
+    for name, value in SIGN_IN_ENV.items():
+        monkeypatch.setenv(name, value)
+    return rig
+
+
+def test_serve_takes_a_sign_in_and_its_token_lifetime(served):
+    url, _ = served
+    answer = httpx.post(url + "/oauth/token", auth=("lab-cli", CLIENT_SECRET),
+                        data={"grant_type": "password", "username": "lab@example.io",
+                              "password": PASSWORD})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["expires_in"] == 3600  # --token-lifetime 3600
+
+
+def test_the_verbs_sign_in_with_the_variables_named(signed_in):
+    signed_in("types", "add", "--name", "signed", "--type", "150", *SIGN_IN_OPTIONS)
+    listed = signed_in("types", "--json", *SIGN_IN_OPTIONS)
+    assert 150 in [t["type"] for t in listed]
+
+
+def test_a_sign_in_variable_not_set_is_named(signed_in, monkeypatch):
+    monkeypatch.delenv("T_PASSWORD")
+    out = signed_in("types", *SIGN_IN_OPTIONS, expect=1)
+    assert "--password-env names T_PASSWORD, which is not set" in out
+    assert "Traceback" not in out
+
+
+def test_half_the_sign_in_options_is_one_message(signed_in):
+    out = signed_in("types", *SIGN_IN_OPTIONS[:4], expect=1)
+    assert "signing in needs all of" in out and "--username-env, --password-env" in out
+
+
+def test_a_refused_sign_in_is_one_line_without_the_secret(signed_in, monkeypatch):
+    monkeypatch.setenv("T_PASSWORD", "wrong-password-123")
+    out = signed_in("types", *SIGN_IN_OPTIONS, expect=1)
+    assert "invalid_grant" in out and "T_USERNAME and T_PASSWORD" in out
+    assert "wrong-password-123" not in out and CLIENT_SECRET not in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_boards_yaml_names_the_sign_in_variables(signed_in, served, monkeypatch, tmp_path):
+    url, _ = served
+    monkeypatch.delenv("RIG_OTA_URL")
+    boards = tmp_path / "boards.yaml"
+    boards.write_text(
+        f"ota:\n  service: {url}\n  partner: lab\n  account: acct-1\n"
+        "  client_id_env: T_CLIENT_ID\n  client_secret_env: T_CLIENT_SECRET\n"
+        "  username_env: T_USERNAME\n  password_env: T_PASSWORD\n"
+        "boards:\n  e: {kind: emulated, device_type: blinky}\n"
+    )
+    assert isinstance(signed_in("types", "--json", "-f", str(boards)), list)
+    monkeypatch.delenv("T_CLIENT_SECRET")
+    out = signed_in("types", "-f", str(boards), expect=1)
+    where = f"{boards.resolve()}: ota.client_secret_env"
+    assert f"{where} names T_CLIENT_SECRET, which is not set" in out
+
+
+def test_serve_wants_one_sign_in_per_partner(capsys):
+    code = rig_main(["ota", "serve", "--partner", "a", "--token", "t", "--client-id", "c"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "one each of --client-id, --client-secret, --username, --password per --partner" in err

@@ -28,6 +28,8 @@ CASES = {
     "no_boards.yaml": [(3, "boards", "no boards")],
     "not_a_mapping.yaml": [(1, "(top level)", "expected a mapping with a 'boards:' section")],
     "remote_ota_without_token.yaml": [(1, "ota.token_env", "environment variable")],
+    "remote_ota_partial_signin.yaml": [(1, "ota.password_env", "needs all of client_id_env")],
+    "ota_bad_env_name.yaml": [(7, "ota.password_env", "not an environment variable name")],
     "emulated_with_port.yaml": [(5, "boards.emulated.console.port", "comes from the double")],
     "asr_on_real_board.yaml": [(6, "boards.bench-1.asr", "use it on a kind: emulated board")],
     "bad_console_words.yaml": [
@@ -163,3 +165,45 @@ def test_an_emulated_asr_in_front_of_a_real_mcu_reaches_the_double(tmp_path):
     spec = spec_for("ext", board)
     assert (spec.external_mcu, spec.link_baud) == ("/dev/ttyUSB2", 38400)
 
+
+# -- ota: how rig proves who it is to the OTA server -------------------------------------------
+
+SIGN_IN = """
+  client_id_env: LAB_OTA_CLIENT_ID
+  client_secret_env: LAB_OTA_CLIENT_SECRET
+  username_env: LAB_OTA_USERNAME
+  password_env: LAB_OTA_PASSWORD
+"""
+BOARD = "boards:\n  e: {kind: emulated, device_type: blinky}\n"
+
+
+def _ota_problems(tmp_path, ota: str) -> list[tuple[int, str, str]]:
+    path = tmp_path / "boards.yaml"
+    path.write_text(f"ota:{ota}{BOARD}")
+    with pytest.raises(inventory.InventoryError) as caught:
+        inventory.load(path)
+    return [(p.line, p.path, p.message) for p in caught.value.problems]
+
+
+def test_a_remote_server_may_be_signed_in_to_instead_of_a_token(tmp_path):
+    path = tmp_path / "boards.yaml"
+    path.write_text(f"ota:\n  service: https://api.example.io\n  partner: lab{SIGN_IN}{BOARD}")
+    ota = inventory.load(path).ota
+    assert (ota.client_id_env, ota.password_env) == ("LAB_OTA_CLIENT_ID", "LAB_OTA_PASSWORD")
+    assert ota.token_env is None
+
+
+def test_a_token_and_a_sign_in_together_are_one_mistake(tmp_path):
+    ota = f"\n  service: https://api.example.io\n  token_env: LAB_OTA_TOKEN{SIGN_IN}"
+    [(line, field, message)] = _ota_problems(tmp_path, ota)
+    assert (line, field) == (3, "ota.token_env")
+    assert "either token_env" in message and "not both" in message
+
+
+def test_sign_in_keys_for_the_local_service_are_refused_each_at_its_line(tmp_path):
+    problems = _ota_problems(tmp_path, f"\n  service: local{SIGN_IN}")
+    assert [(line, field) for line, field, _ in problems] == [
+        (3, "ota.client_id_env"), (4, "ota.client_secret_env"),
+        (5, "ota.username_env"), (6, "ota.password_env"),
+    ]  # fmt: skip
+    assert all("makes its own credentials" in message for _, _, message in problems)
