@@ -22,7 +22,15 @@ from typing import BinaryIO
 
 from rig.errors import RigError
 from rig.lab import inventory
-from rig.nightly.summary import Counts, build_rows, parse_junit, read_board_records, write_summary
+from rig.nightly.summary import (
+    Counts,
+    build_rows,
+    parse_junit,
+    read_board_records,
+    read_sign_ins,
+    sign_in_text,
+    write_summary,
+)
 
 INSTALL_ALLURE = "npm install -g allure"
 PYTEST_EXITS = {
@@ -251,8 +259,10 @@ def run_nightly(options: NightlyOptions, environ: Mapping[str, str] | None = Non
         html_text = f"not built: {warning}" if warning else str(html / "index.html")
     code = exit_code(pytest_rc, counts)
     said = PYTEST_EXITS.get(pytest_rc, "see pytest output")
+    sign_ins, sign_in_s = read_sign_ins(folder / "rig")
     paths = {
         "pytest": f"exit {pytest_rc} ({said})",
+        "OTA sign-in": sign_in_text(sign_ins, sign_in_s),
         "report folder": str(folder),
         "JUnit": str(junit) if junit.is_file() else "not written (see pytest.log)",
         "Allure results": str(results),
@@ -268,6 +278,8 @@ def run_nightly(options: NightlyOptions, environ: Mapping[str, str] | None = Non
         "command": command,
         "pytest_exit_code": pytest_rc,
         "exit_code": code,
+        "ota_sign_ins": sign_ins,
+        "ota_sign_in_s": round(sign_in_s, 4),
     }
     text = write_summary(folder, rows, paths, meta)
     if warning:

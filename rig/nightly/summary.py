@@ -109,6 +109,26 @@ def read_board_records(rigdir: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
+def read_sign_ins(rigdir: Path) -> tuple[int, float]:
+    """How often the run's OTA clients signed in, and the seconds it took, over all workers
+    (`RIGDIR/ota/signin-<worker>.json`); unreadable files count as nothing."""
+    count, seconds = 0, 0.0
+    for file in sorted((rigdir / "ota").glob("signin-*.json")):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            count += int(data["sign_ins"])
+            seconds += float(data["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return count, seconds
+
+
+def sign_in_text(count: int, seconds: float) -> str:
+    if not count:
+        return "none (no test signed in to the OTA service)"
+    return f"{count} sign-in(s), {seconds * 1000:.0f} ms in all"
+
+
 def build_rows(
     selected: Iterable[str], counts: Mapping[str, Counts], records: Mapping[str, dict[str, Any]]
 ) -> list[dict[str, Any]]:

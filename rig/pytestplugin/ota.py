@@ -12,6 +12,7 @@ partner token, so the token path is walked as well.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -93,10 +94,19 @@ def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpo
 
 
 @pytest.fixture(scope="session")
-def ota(ota_endpoint: OtaEndpoint) -> Iterator[OtaClient]:
-    """The OTA client, bound to the lab's partner."""
+def ota(ota_endpoint: OtaEndpoint, rig_session: RigSession) -> Iterator[OtaClient]:
+    """The OTA client, bound to the lab's partner. What signing in cost this process is kept
+    beside the run's records (`ota/signin-<worker>.json`: the nightly summary adds them up)."""
     with ota_endpoint.client() as client:
-        yield client
+        try:
+            yield client
+        finally:
+            stats = client.sign_ins
+            folder = rig_session.records.folder / "ota"
+            folder.mkdir(parents=True, exist_ok=True)
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            record = {"sign_ins": stats.count, "seconds": round(stats.seconds, 4)}
+            (folder / f"signin-{worker}.json").write_text(json.dumps(record))
 
 
 @pytest.fixture

@@ -467,6 +467,9 @@ def test_skipped(board):
 
 def test_without_board():
     pass
+
+def test_signs_in_to_the_ota_service(ota):
+    ota.image_types()  # any call: the client signs in first
 """
 
 
@@ -554,17 +557,20 @@ def test_nightly_over_three_boards_on_two_workers(tmp_path):
         "emulated": (2, 0, 1),
         "emulated-b": (1, 1, 1),
         "emulated-c": (2, 0, 1),
-        NO_BOARD: (1, 0, 0),
+        NO_BOARD: (2, 0, 0),
     }
     summary = (folder / "summary.txt").read_text()
     assert summary in done.stdout  # what was printed is what was kept
-    assert table_counts(summary) == {**expected, "TOTAL": (6, 1, 3)}
+    assert table_counts(summary) == {**expected, "TOTAL": (7, 1, 3)}
+    sign_ins = re.search(r"OTA sign-in:\s+(\d+) sign-in\(s\), (\d+) ms in all", summary)
+    assert sign_ins and int(sign_ins[1]) >= 1, summary  # the worker that ran the OTA test
     assert "Allure HTML:    not built: --allure off" in summary
     assert "pytest:         exit 1 (some tests failed)" in summary
     data = json.loads((folder / "summary.json").read_text())
     assert data["exit_code"] == 1 and data["workers"] == 2
     assert {r["board"]: (r["passed"], r["failed"], r["skipped"]) for r in data["rows"]} == expected
-    assert data["total"] == {"passed": 6, "failed": 1, "errors": 0, "skipped": 3}
+    assert data["total"] == {"passed": 7, "failed": 1, "errors": 0, "skipped": 3}
+    assert data["ota_sign_ins"] == int(sign_ins[1])
     workers = allure_workers(folder / "allure-results")
     assert set(workers) == set(BOARDS) and all(len(pids) == 1 for pids in workers.values())
     print(summary)  # shown with -s: the table a lab engineer sees
@@ -589,3 +595,16 @@ def test_a_broken_board_does_not_stop_the_others(tmp_path):
     row = next(line for line in summary.splitlines() if line.startswith("emulated-b "))
     assert not row.endswith("  -"), "the broken board's row says why it is out"
     assert summary in done.stdout
+
+
+def test_sign_ins_are_added_up_over_workers_and_unreadable_files_count_as_nothing(tmp_path):
+    from rig.nightly.summary import read_sign_ins, sign_in_text
+
+    folder = tmp_path / "ota"
+    folder.mkdir()
+    (folder / "signin-gw0.json").write_text('{"sign_ins": 2, "seconds": 0.004}')
+    (folder / "signin-gw1.json").write_text('{"sign_ins": 1, "seconds": 0.0015}')
+    (folder / "signin-gw2.json").write_text("not json")
+    assert read_sign_ins(tmp_path) == (3, pytest.approx(0.0055))
+    assert sign_in_text(3, 0.0055) == "3 sign-in(s), 6 ms in all"
+    assert sign_in_text(*read_sign_ins(tmp_path / "nowhere")).startswith("none")
