@@ -144,7 +144,8 @@ class OtaClient:
     # -- image types (R1, R2) ------------------------------------------------------------------
 
     def image_types(self) -> list[dict]:
-        return list(self.pages(f"{self.ota}/types"))
+        """Every image type (Afero answers a bare array; an older rig service, a page)."""
+        return _items(self.request("GET", f"{self.ota}/types"))
 
     def image_type(self, type_: int) -> dict:
         return self.request("GET", f"{self.ota}/types/{type_}")
@@ -158,8 +159,11 @@ class OtaClient:
     def edit_image_type(
         self, type_: int, *, name: str | None = None, description: str | None = None
     ) -> dict:
+        """Rename or re-describe an image type; returns the type as it now reads (the PUT
+        itself answers 204 without a body)."""
         body = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
-        return self.request("PUT", f"{self.ota}/types/{type_}", json=body)
+        self.request("PUT", f"{self.ota}/types/{type_}", json=body)
+        return self.image_type(type_)
 
     # -- binaries and the image pool (R4, R5, R7) ----------------------------------------------
 
@@ -218,12 +222,39 @@ class OtaClient:
     def image(self, type_: int, version_number: str) -> dict:
         return self.request("GET", f"{self.ota}/pool/types/{type_}/versionNumbers/{version_number}")
 
-    def image_exists(self, type_: int, name: str, version: str) -> bool:
+    def edit_image(
+        self,
+        type_: int,
+        version_number: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> dict:
+        """Change a pool image's name, description or tags; returns the image as it now reads
+        (the PUT itself answers 204 without a body)."""
+        body: dict[str, Any] = {
+            k: v for k, v in (("name", name), ("description", description)) if v is not None
+        }
+        if tags is not None:
+            body["tags"] = list(tags)
+        path = f"{self.ota}/pool/types/{type_}/versionNumbers/{version_number}"
+        self.request("PUT", path, json=body)
+        return self.image(type_, version_number)
+
+    def image_exists(
+        self, type_: int, name: str, version: str, exclude_image_id: str | None = None
+    ) -> bool:
+        """Whether the pool has an image of this type, name and version (other than
+        `exclude_image_id`, the image about to be edited)."""
         path = f"{self.ota}/pool/types/{type_}/names/{name}/versions/{version}/exists"
-        return bool(self.request("GET", path)["value"])
+        params = {"excludeFirmwareImageId": exclude_image_id} if exclude_image_id else None
+        return bool(self.request("GET", path, params=params)["value"])
 
     def tags(self) -> list[str]:
-        return self.request("GET", f"{self.ota}/tags")["tags"]
+        """Every tag in use (a bare array; an older rig service wrapped it in `{tags}`)."""
+        body = self.request("GET", f"{self.ota}/tags")
+        return body["tags"] if isinstance(body, dict) else body
 
     # -- associations and push (R6, R8) --------------------------------------------------------
 
@@ -233,7 +264,9 @@ class OtaClient:
             json={"type": type_, "versionNumber": str(version_number)},
         )  # fmt: skip
 
-    def associations(self, type_: int, version_number: str) -> dict[str, list[str]]:
+    def associations(self, type_: int, version_number: str) -> list[dict]:
+        """The image's associations: `{name, partnerId, email, deviceTypeId, deviceTypeName,
+        firmwareImageId}` records, one per device type."""
         path = f"{self.ota}/pool/types/{type_}/versionNumbers/{version_number}/associations"
         return self.request("GET", path)
 
@@ -310,6 +343,13 @@ class OtaClient:
                     f"{timeout_s:g} s; it is {record['state']} (history: {seen})"
                 )
             time.sleep(0.05)
+
+
+def _items(body: Any) -> list[dict]:
+    """A list answer: a bare array as is, the content of a (single) page object."""
+    if isinstance(body, dict) and "content" in body:
+        return list(body["content"])
+    return list(body or [])
 
 
 def _will_retry(record: dict) -> bool:

@@ -203,8 +203,9 @@ def test_happy_path_up_to_a_queued_deployment(board, ota, pipeline, ota_target, 
     assert run.image_type["type"] == 101
     assert 2101 in {a["id"] for a in run.profile["attributes"]}
     assert run.image["sha256"] == hashlib.sha256(firmware.read_bytes()).hexdigest()
-    assert ota.associations(101, run.image["versionNumber"])[ota.partner] == [
-        ota_target.device_type
+    associations = ota.associations(101, run.image["versionNumber"])
+    assert [(a["partnerId"], a["deviceTypeId"]) for a in associations] == [
+        (ota.partner, ota_target.device_type)
     ]
     assert run.deployment["state"] == "QUEUED"
     assert run.deployment["deviceId"] == ota_target.device_id

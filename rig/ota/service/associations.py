@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rig.ota.service.errors import not_found
@@ -22,13 +23,12 @@ class Associations(Pool):
                 "device_type_id=?",
                 [row["id"], partner_id, device_type_id],
             )
-        return {
-            "partnerId": partner_id,
+        # Afero answers the image record plus its deviceTypeId; rig keeps `imageId` and the
+        # association's own timestamp as `associatedTimestamp` for its older callers.
+        return self._image_body(row) | {
             "deviceTypeId": device_type_id,
             "imageId": row["id"],
-            "type": type,
-            "versionNumber": str(row["version_number"]),
-            "createdTimestamp": created,
+            "associatedTimestamp": created,
         }
 
     def _associated_row(
@@ -53,15 +53,26 @@ class Associations(Pool):
         return row is not None
 
     def associated_images(
-        self, partner_id: str, device_type_id: str, page: PageRequest, type: int | None = None
+        self,
+        partner_id: str,
+        device_type_id: str,
+        page: PageRequest,
+        type: int | None = None,
+        tags: Iterable[str] = (),
     ) -> dict[str, Any]:
+        """A page of the images associated with a device type, each with its `deviceTypeId`."""
         self._device_type_row(partner_id, device_type_id)
-        return self.list_images(partner_id, page, type=type, device_type_id=device_type_id)
+        body = self.list_images(
+            partner_id, page, type=type, device_type_id=device_type_id, tags=tags
+        )
+        body["content"] = [item | {"deviceTypeId": device_type_id} for item in body["content"]]
+        return body
 
     def associated_image(
         self, partner_id: str, device_type_id: str, type: int, vn: str
     ) -> dict[str, Any]:
-        return self._image_body(self._associated_row(partner_id, device_type_id, type, vn))
+        row = self._associated_row(partner_id, device_type_id, type, vn)
+        return self._image_body(row) | {"deviceTypeId": device_type_id}
 
     def dissociate(self, partner_id: str, device_type_id: str, type: int, vn: str) -> None:
         with self.store.transaction():

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,8 @@ from typing import Any
 from rig.ota.service.auth import PartnerAuth, partner_for_token, partners_by_id
 from rig.ota.service.blobs import BlobStore, is_sha256
 from rig.ota.service.errors import OtaError, not_found
-from rig.ota.service.paging import PageRequest, paged
 from rig.ota.service.profiles import MCU_TYPES
-from rig.ota.service.store import Store, now_ms
+from rig.ota.service.store import Store, new_id, now_ms
 
 DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_IMAGE_TYPES = len(MCU_TYPES)
@@ -87,7 +85,7 @@ class Catalogue:
                     "pick another number, or omit 'type' to get the lowest free one",
                 )
             now = now_ms()
-            type_id = str(uuid.uuid4())
+            type_id = new_id()
             self.store.execute(
                 "INSERT INTO image_types (id, partner_id, type, name, description, created, "
                 "updated) VALUES (?,?,?,?,?,?,?)",
@@ -120,23 +118,12 @@ class Catalogue:
     def get_image_type(self, partner_id: str, type: int) -> dict[str, Any]:
         return _type_body(self._image_type_row(partner_id, type))
 
-    def list_image_types(self, partner_id: str, page: PageRequest) -> dict[str, Any]:
-        return paged(
-            self.store,
-            select="*",
-            source="image_types WHERE partner_id=?",
-            params=[partner_id],
-            fields={
-                "type": "type",
-                "name": "name",
-                "createdTimestamp": "created",
-                "updatedTimestamp": "updated",
-            },
-            default_sort="type,asc",
-            tiebreak="rowid",
-            request=page,
-            convert=_type_body,
+    def list_image_types(self, partner_id: str) -> list[dict[str, Any]]:
+        """Every image type of the partner, by type number (a bare array, as Afero documents)."""
+        rows = self.store.all(
+            "SELECT * FROM image_types WHERE partner_id=? ORDER BY type, rowid", [partner_id]
         )
+        return [_type_body(row) for row in rows]
 
     def update_image_type(
         self,

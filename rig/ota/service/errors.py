@@ -9,6 +9,7 @@ HTTP errors into the JSON body of docs/ota-api.md, so bad input never reaches th
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,9 +52,19 @@ class OtaError(RigError):
     def __str__(self) -> str:
         return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
 
-    def body(self) -> dict[str, str]:
-        """The JSON error body of the contract."""
-        return {"rule": self.rule, "message": self.message, "hint": self.hint}
+    def body(self) -> dict[str, Any]:
+        """The JSON error body of the contract: rig's `rule`, `message` and `hint`, plus the
+        `status` and `error` (its reason phrase) that Spring-style services answer with. Afero
+        documents no error body, so these two are a convention, not a documented shape."""
+        return error_body(self.status, self.rule, self.message, self.hint)
+
+
+def error_body(status: int, rule: str, message: str, hint: str = "") -> dict[str, Any]:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return {"rule": rule, "message": message, "hint": hint, "status": status, "error": reason}
 
 
 def not_found(message: str, hint: str = "") -> OtaError:
@@ -129,5 +140,5 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
         log.exception("OTA service bug on %s %s", request.method, request.url.path)
         message = f"internal error of the OTA service: {type(exc).__name__}: {exc}"
-        body = {"rule": "INTERNAL", "message": message, "hint": "a bug in rig: see the log"}
+        body = error_body(500, "INTERNAL", message, "a bug in rig: see the log")
         return JSONResponse(body, status_code=500)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rig.ota.service.catalogue import binary_url
 from rig.ota.service.device_types import DeviceTypes
-from rig.ota.service.errors import OtaError, invalid, not_found
+from rig.ota.service.errors import OtaError, conflict, invalid, not_found
 from rig.ota.service.paging import PageRequest, paged
-from rig.ota.service.store import as_number, now_ms
+from rig.ota.service.store import as_number, new_id, now_ms
 
 _IMAGE_SORT = {
     "versionNumber": "i.version_number",
     "name": "i.name",
+    "description": "i.description",
     "version": "i.version",
     "type": "i.type",
     "createdTimestamp": "i.created",
@@ -84,7 +85,7 @@ class Pool(DeviceTypes):
                 "UPDATE image_types SET last_version_number=? WHERE partner_id=? AND type=?",
                 [number, partner_id, type],
             )
-            image_id, now = str(uuid.uuid4()), now_ms()
+            image_id, now = new_id(), now_ms()
             self.store.execute(
                 "INSERT INTO images (id, partner_id, type, version_number, name, description, "
                 "version, url, sha256, size, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -96,7 +97,7 @@ class Pool(DeviceTypes):
                     name,
                     description,
                     version,
-                    url,
+                    binary_url(partner_id, sha),  # the path: valid whatever host serves it
                     sha,
                     binary["size"],
                     now,
@@ -298,47 +299,121 @@ class Pool(DeviceTypes):
         *,
         name: str | None = None,
         description: str | None = None,
+        version: str | None = None,
+        url: str | None = None,
         tags: Iterable[str] | None = None,
     ) -> dict[str, Any]:
-        """Change an image's name, description or tags; its bytes and numbers stay."""
+        """Change an image's name, description, version string, url or tags; its numbers stay.
+
+        A new `url` must name a binary in the partner's repository; it can replace the bytes
+        only while no deployment uses the image.
+        """
         with self.store.transaction():
             row = self.image_row(partner_id, type, version_number)
-            for field, value in (("name", name), ("description", description)):
+            for field, value in (
+                ("name", name),
+                ("description", description),
+                ("version", version),
+            ):
                 if value is not None and not value.strip():
                     raise OtaError(400, "R5", f"R5: an image's {field} cannot be empty")
+            new_name, new_version = name or row["name"], version or row["version"]
             try:
                 self.store.execute(
-                    "UPDATE images SET name=?, description=?, updated=? WHERE id=?",
-                    [name or row["name"], description or row["description"], now_ms(), row["id"]],
+                    "UPDATE images SET name=?, description=?, version=?, updated=? WHERE id=?",
+                    [
+                        new_name,
+                        description or row["description"],
+                        new_version,
+                        now_ms(),
+                        row["id"],
+                    ],
                 )
             except sqlite3.IntegrityError as exc:
                 raise OtaError(
                     409,
                     "R5",
-                    f"R5: image type {type} already has '{name}' version '{row['version']}'",
-                    "choose another name",
+                    f"R5: image type {type} already has '{new_name}' version '{new_version}'",
+                    "choose another name or version string",
                 ) from exc
+            if url is not None:
+                self._replace_bytes(partner_id, row, url)
             if tags is not None:
                 self._set_tags(row["id"], tags)
         return self.get_image(partner_id, type, version_number)
 
-    def image_associations(self, partner_id: str, type: int, vn: str) -> dict[str, list[str]]:
-        return self._associations_of(self.image_row(partner_id, type, vn)["id"])
+    def _replace_bytes(self, partner_id: str, row: dict[str, Any], url: str) -> None:
+        sha = sha_from_url(url)
+        if sha == row["sha256"]:
+            return
+        binary = self.store.one(
+            "SELECT * FROM binaries WHERE partner_id=? AND sha256=? AND in_repository=1",
+            [partner_id, sha],
+        )
+        if binary is None:
+            raise not_found(
+                f"url {url!r} names no binary in partner '{partner_id}''s repository",
+                "upload the bytes (POST /binaries), keep them (POST "
+                "/binaries/moveToRepository) and use the url that returns",
+            )
+        if self.store.one("SELECT 1 FROM deployments WHERE image_id=?", [row["id"]]):
+            raise conflict(
+                f"image {row['id']} has deployments: its bytes cannot change any more",
+                "add the new bytes as a new image (POST /pool)",
+            )
+        self.store.execute(
+            "UPDATE images SET url=?, sha256=?, size=? WHERE id=?",
+            [binary_url(partner_id, sha), sha, binary["size"], row["id"]],
+        )
 
-    def image_exists(self, partner_id: str, type: int, name: str, version: str) -> dict[str, bool]:
+    def image_associations(self, partner_id: str, type: int, vn: str) -> list[dict[str, Any]]:
+        """One record per device type the image is associated with (Afero's association shape).
+
+        rig has no partner names or e-mail addresses: `name` is the partner id, `email` is "".
+        """
+        image_id = self.image_row(partner_id, type, vn)["id"]
+        rows = self.store.all(
+            "SELECT a.partner_id, a.device_type_id, d.name AS device_type_name "
+            "FROM associations a LEFT JOIN device_types d "
+            "ON d.partner_id=a.partner_id AND d.id=a.device_type_id "
+            "WHERE a.image_id=? ORDER BY a.partner_id, a.device_type_id",
+            [image_id],
+        )
+        return [
+            {
+                "name": r["partner_id"],
+                "partnerId": r["partner_id"],
+                "email": "",
+                "deviceTypeId": r["device_type_id"],
+                "deviceTypeName": r["device_type_name"] or r["device_type_id"],
+                "firmwareImageId": image_id,
+            }
+            for r in rows
+        ]
+
+    def image_exists(
+        self,
+        partner_id: str,
+        type: int,
+        name: str,
+        version: str,
+        exclude_image_id: str | None = None,
+    ) -> dict[str, bool]:
+        """Whether another image has this type, name and version (`exclude_image_id` aside)."""
         row = self.store.one(
-            "SELECT 1 FROM images WHERE partner_id=? AND type=? AND name=? AND version=?",
-            [partner_id, type, name, version],
+            "SELECT 1 FROM images WHERE partner_id=? AND type=? AND name=? AND version=? "
+            "AND id IS NOT ?",
+            [partner_id, type, name, version, exclude_image_id],
         )
         return {"value": row is not None}
 
-    def tags(self, partner_id: str) -> dict[str, list[str]]:
+    def tags(self, partner_id: str) -> list[str]:
         rows = self.store.all(
             "SELECT DISTINCT t.tag FROM image_tags t JOIN images i ON "
             "i.id=t.image_id WHERE i.partner_id=? ORDER BY t.tag",
             [partner_id],
         )
-        return {"tags": [r["tag"] for r in rows]}
+        return [r["tag"] for r in rows]
 
 
 def parse_tags(text: str | None) -> list[str]:

@@ -22,6 +22,7 @@ Partner = Depends(partner_id)
 Page = Depends(page_params)
 TypeNo = Annotated[int, Path(ge=0, le=65535, description="image type number (101..200)")]
 TYPE_FIELD = {"ge": 0, "le": 65535}
+TagsQuery = Query(None, description="only images carrying all of these tags: a,b")
 
 
 class ImageTypeIn(BaseModel):
@@ -58,6 +59,8 @@ class ImageIn(BaseModel):
 class ImageUpdate(BaseModel):
     name: str | None = None
     description: str | None = None
+    version: str | None = None
+    url: str | None = Field(None, description="a url from POST /binaries/moveToRepository")
     tags: list[str] | None = None
 
 
@@ -72,8 +75,9 @@ def create_type(body: ImageTypeIn, p: str = Partner, svc: OtaService = Svc) -> d
 
 
 @router.get("/types")
-def list_types(page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc):
-    return svc.list_image_types(p, page)
+def list_types(p: str = Partner, svc: OtaService = Svc) -> list[dict[str, Any]]:
+    """Every image type: a bare array (Afero documents no paging for this list)."""
+    return svc.list_image_types(p)
 
 
 @router.get("/types/{type}")
@@ -81,14 +85,16 @@ def get_type(type: TypeNo, p: str = Partner, svc: OtaService = Svc) -> dict[str,
     return svc.get_image_type(p, type)
 
 
-@router.put("/types/{type}")
-def update_type(type: TypeNo, body: ImageTypeUpdate, p: str = Partner, svc: OtaService = Svc):
-    return svc.update_image_type(
-        p, type, body.name, body.description, new_type=body.type, new_id=body.id
-    )
+@router.put("/types/{type}", status_code=204, response_class=Response)
+def update_type(
+    type: TypeNo, body: ImageTypeUpdate, p: str = Partner, svc: OtaService = Svc
+) -> Response:
+    """Rename or re-describe an image type; 204 without a body (read it back with GET)."""
+    svc.update_image_type(p, type, body.name, body.description, new_type=body.type, new_id=body.id)
+    return Response(status_code=204)
 
 
-@router.post("/binaries", status_code=201, openapi_extra=UPLOAD_OPENAPI)
+@router.post("/binaries", status_code=200, openapi_extra=UPLOAD_OPENAPI)
 async def upload_binary(request: Request, p: str = Partner, svc: OtaService = Svc):
     """Stage an image's bytes (octet-stream or multipart `file`); answers its SHA-256."""
     sha, size = await receive_upload(request, svc.blobs)
@@ -96,8 +102,12 @@ async def upload_binary(request: Request, p: str = Partner, svc: OtaService = Sv
 
 
 @router.post("/binaries/moveToRepository")
-def move_to_repository(body: Value, p: str = Partner, svc: OtaService = Svc) -> dict[str, str]:
-    return svc.move_to_repository(p, body.value)
+def move_to_repository(
+    request: Request, body: Value, p: str = Partner, svc: OtaService = Svc
+) -> dict[str, str]:
+    """Keep staged bytes; answers the binary's absolute URL on this server."""
+    path = svc.move_to_repository(p, body.value)["value"]
+    return {"value": str(request.base_url).rstrip("/") + path}
 
 
 @router.get("/binaries/{sha256}", response_class=Response)
@@ -114,7 +124,7 @@ def create_image(body: ImageIn, p: str = Partner, svc: OtaService = Svc) -> dict
 
 @router.get("/pool")
 def list_images(
-    tags: str | None = Query(None, description="images carrying all of these: a,b"),
+    tags: str | None = TagsQuery,
     type: int | None = Query(None, **TYPE_FIELD),
     deviceTypeId: str | None = None,
     page: PageRequest = Page,
@@ -126,9 +136,13 @@ def list_images(
 
 @router.get("/pool/types/{type}")
 def list_images_of_type(
-    type: TypeNo, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc
+    type: TypeNo,
+    tags: str | None = TagsQuery,
+    page: PageRequest = Page,
+    p: str = Partner,
+    svc: OtaService = Svc,
 ):
-    return svc.list_images(p, page, type=type)
+    return svc.list_images(p, page, type=type, tags=parse_tags(tags))
 
 
 @router.get("/pool/types/{type}/versionNumbers/{vn}")
@@ -136,19 +150,32 @@ def get_image(type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc) ->
     return svc.get_image(p, type, vn)
 
 
-@router.put("/pool/types/{type}/versionNumbers/{vn}")
-def update_image(type: TypeNo, vn: str, body: ImageUpdate, p: str = Partner, svc: OtaService = Svc):
-    return svc.update_image(p, type, vn, **body.model_dump())
+@router.put("/pool/types/{type}/versionNumbers/{vn}", status_code=204, response_class=Response)
+def update_image(
+    type: TypeNo, vn: str, body: ImageUpdate, p: str = Partner, svc: OtaService = Svc
+) -> Response:
+    """Change an image's name, description or tags; 204 without a body."""
+    svc.update_image(p, type, vn, **body.model_dump())
+    return Response(status_code=204)
 
 
 @router.get("/pool/types/{type}/versionNumbers/{vn}/associations")
-def image_associations(type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc):
+def image_associations(
+    type: TypeNo, vn: str, p: str = Partner, svc: OtaService = Svc
+) -> list[dict[str, Any]]:
     return svc.image_associations(p, type, vn)
 
 
 @router.get("/pool/types/{type}/names/{name}/versions/{version}/exists")
-def image_exists(type: TypeNo, name: str, version: str, p: str = Partner, svc: OtaService = Svc):
-    return svc.image_exists(p, type, name, version)
+def image_exists(
+    type: TypeNo,
+    name: str,
+    version: str,
+    excludeFirmwareImageId: str | None = Query(None, description="an image id to leave out"),
+    p: str = Partner,
+    svc: OtaService = Svc,
+) -> dict[str, bool]:
+    return svc.image_exists(p, type, name, version, excludeFirmwareImageId)
 
 
 @router.post("/deviceTypes/{dt}/firmwareImages", status_code=201)
@@ -157,15 +184,26 @@ def associate(dt: str, body: AssociationIn, p: str = Partner, svc: OtaService = 
 
 
 @router.get("/deviceTypes/{dt}/firmwareImages")
-def associated(dt: str, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc):
-    return svc.associated_images(p, dt, page)
+def associated(
+    dt: str,
+    tags: str | None = TagsQuery,
+    page: PageRequest = Page,
+    p: str = Partner,
+    svc: OtaService = Svc,
+):
+    return svc.associated_images(p, dt, page, tags=parse_tags(tags))
 
 
 @router.get("/deviceTypes/{dt}/firmwareImages/types/{type}")
 def associated_of_type(
-    dt: str, type: TypeNo, page: PageRequest = Page, p: str = Partner, svc: OtaService = Svc
+    dt: str,
+    type: TypeNo,
+    tags: str | None = TagsQuery,
+    page: PageRequest = Page,
+    p: str = Partner,
+    svc: OtaService = Svc,
 ):
-    return svc.associated_images(p, dt, page, type=type)
+    return svc.associated_images(p, dt, page, type=type, tags=parse_tags(tags))
 
 
 @router.get("/deviceTypes/{dt}/firmwareImages/types/{type}/versionNumbers/{vn}")
@@ -189,5 +227,5 @@ def push(dt: str, imageId: str, body: Value, p: str = Partner, svc: OtaService =
 
 
 @router.get("/tags")
-def tags(p: str = Partner, svc: OtaService = Svc) -> dict[str, list[str]]:
+def tags(p: str = Partner, svc: OtaService = Svc) -> list[str]:
     return svc.tags(p)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -91,6 +92,21 @@ def as_number(value: object) -> int | None:
 def now_ms() -> int:
     """Timestamps of the API: integer milliseconds since the epoch."""
     return int(time.time() * 1000)
+
+
+_id_lock = threading.Lock()
+_last_id = 0
+
+
+def new_id() -> str:
+    """A record id as Afero writes them: a positive integer in a string, above 2**53 (so a
+    client that reads it as a JSON number loses digits and notices). The milliseconds shifted
+    left by 20 bits plus 20 random bits: increasing within a process, unlikely to meet another
+    process's, below 2**63 until the year 2248."""
+    global _last_id
+    with _id_lock:
+        _last_id = max((now_ms() << 20) | secrets.randbits(20), _last_id + 1)
+        return str(_last_id)
 
 
 class Store:

@@ -71,7 +71,7 @@ class Partner:
 
     def upload(self, data: bytes) -> str:
         """Stage and keep bytes; returns the repository url."""
-        sha = self.ok("POST", f"{self.p}/binaries", 201, content=data)["value"]
+        sha = self.ok("POST", f"{self.p}/binaries", content=data)["value"]
         assert sha == hashlib.sha256(data).hexdigest()
         return self.ok("POST", f"{self.p}/binaries/moveToRepository", json={"value": sha})["value"]
 
@@ -180,7 +180,7 @@ def test_another_partners_path_is_404_and_reveals_nothing(ota: LocalService) -> 
     nobody = partner.refused("GET", "/v1/ota/partners/ghost/types", 404, "NOT_FOUND")
     seen = partner.refused("GET", "/v1/ota/partners/other/types", 404, "NOT_FOUND")
     assert nobody["message"].replace("ghost", "X") == seen["message"].replace("other", "X")
-    assert partner.ok("GET", f"{partner.p}/types")["totalElements"] == 0
+    assert partner.ok("GET", f"{partner.p}/types") == []
     # an id of another partner's record is as unknown as a made-up one
     other.device_type("gadget", _profile("blinky") | {"otaImageTypes": [150]})
     image = other.image(150, name="boot")
@@ -229,18 +229,22 @@ def test_r1_type_numbers_are_101_to_200_unique_and_at_most_100(partner: Partner)
     assert numbers == list(range(102, 201))
     body = partner.refused("POST", f"{partner.p}/types", 409, "R1", json={"name": "one too many"})
     assert "at most 100" in body["message"]
-    assert partner.ok("GET", f"{partner.p}/types?size=500")["totalElements"] == 100
+    listed = partner.ok("GET", f"{partner.p}/types")  # a bare array, not paged
+    assert [t["type"] for t in listed] == list(range(101, 201))
 
 
 def test_r2_renaming_keeps_id_and_type(partner: Partner) -> None:
     created = partner.image_type(104, name="assets")
     assert created["versionAttributeId"] == 2104
-    renamed = partner.ok(
-        "PUT", f"{partner.p}/types/104", json={"name": "sounds", "description": "wav"}
+    assert created["id"].isdigit() and int(created["id"]) > 2**53  # an integer string, as Afero's
+    answer = partner.http.put(
+        f"{partner.p}/types/104", json={"name": "sounds", "description": "wav"}
     )
+    assert (answer.status_code, answer.content) == (204, b"")
+    renamed = partner.ok("GET", f"{partner.p}/types/104")
     assert (renamed["id"], renamed["type"], renamed["name"]) == (created["id"], 104, "sounds")
     assert renamed["updatedTimestamp"] >= created["updatedTimestamp"]
-    assert partner.ok("GET", f"{partner.p}/types/104")["description"] == "wav"
+    assert renamed["description"] == "wav"
     body = partner.refused("PUT", f"{partner.p}/types/104", 400, "R2", json={"type": 105})
     assert "104" in body["message"] and "105" in body["message"]
     partner.refused("PUT", f"{partner.p}/types/104", 400, "R2", json={"id": "another-id"})
@@ -383,11 +387,18 @@ def test_r5_metadata_is_required_and_type_name_version_is_unique(blinky_partner:
     image = partner.ok("POST", f"{partner.p}/pool", 201, json=full)
     assert image["sha256"] == hashlib.sha256(data).hexdigest()
     assert (image["size"], image["tags"]) == (len(data), ["nightly", "rc"])
+    assert image["id"].isdigit() and int(image["id"]) > 2**53
     body = partner.refused("POST", f"{partner.p}/pool", 409, "R5", json=full)
     assert "'app' version '1.0.0'" in body["message"]
     exists = f"{partner.p}/pool/types/101/names/app/versions"
     assert partner.ok("GET", f"{exists}/1.0.0/exists") == {"value": True}
     assert partner.ok("GET", f"{exists}/2.0.0/exists") == {"value": False}
+    # the record about to be edited does not count against its own name and version
+    query = {"excludeFirmwareImageId": image["id"]}
+    assert partner.ok("GET", f"{exists}/1.0.0/exists", params=query) == {"value": False}
+    assert partner.ok("GET", f"{exists}/1.0.0/exists", params={"excludeFirmwareImageId": "x"}) == {
+        "value": True
+    }
     partner.refused(
         "POST", f"{partner.p}/pool", 404, "NOT_FOUND", json=full | {"url": "/nowhere/abc"}
     )
@@ -411,16 +422,43 @@ def test_version_numbers_are_strings_unique_and_increasing_per_type(partner: Par
     one = partner.ok("GET", f"{partner.p}/pool/types/101/versionNumbers/3")
     assert (one["version"], one["versionNumber"]) == ("0.9", "3")
     partner.refused("GET", f"{partner.p}/pool/types/101/versionNumbers/9", 404, "NOT_FOUND")
-    edited = partner.ok(
-        "PUT",
+    answer = partner.http.put(
         f"{partner.p}/pool/types/101/versionNumbers/3",
         json={"description": "rollback build", "tags": ["old"]},
     )
+    assert (answer.status_code, answer.content) == (204, b"")
+    edited = partner.ok("GET", f"{partner.p}/pool/types/101/versionNumbers/3")
     assert (edited["description"], edited["tags"], edited["versionNumber"]) == (
         "rollback build",
         ["old"],
         "3",
     )
+    # the version string and the bytes may change too, the bytes only before any deployment
+    new_url = partner.upload(b"rebuilt 0.9")
+    path = f"{partner.p}/pool/types/101/versionNumbers/3"
+    partner.ok("PUT", path, 204, json={"version": "0.9.1", "url": new_url})
+    edited = partner.ok("GET", path)
+    assert (edited["version"], edited["sha256"]) == (
+        "0.9.1",
+        hashlib.sha256(b"rebuilt 0.9").hexdigest(),
+    )
+    assert edited["url"].endswith(edited["sha256"]) and edited["size"] == len(b"rebuilt 0.9")
+    body = partner.refused("PUT", path, 409, "R5", json={"version": "1.1"})
+    assert "'app' version '1.1'" in body["message"]
+    partner.refused("PUT", path, 404, "NOT_FOUND", json={"url": "/nowhere/abc"})
+
+
+def test_an_image_keeps_its_bytes_once_deployed(blinky_partner: Partner) -> None:
+    partner = blinky_partner
+    partner.register("dev-1", "blinky")
+    image = partner.image()
+    partner.associate("blinky", image)
+    partner.push("blinky", image, "dev-1")
+    path = f"{partner.p}/pool/types/101/versionNumbers/{image['versionNumber']}"
+    body = partner.refused("PUT", path, 409, "CONFLICT", json={"url": partner.upload(b"other")})
+    assert "deployments" in body["message"]
+    partner.ok("PUT", path, 204, json={"url": image["url"]})  # the same bytes: nothing changes
+    assert partner.ok("GET", path)["sha256"] == image["sha256"]
 
 
 # -- R6, R7: associations and search ---------------------------------------------------------
@@ -475,17 +513,28 @@ def test_r6_only_eligible_device_types_take_an_image(partner: Partner) -> None:
     )
     for dt in ("blinky", "kettle", "both"):  # one image, several device types
         partner.associate(dt, app)
-    assert partner.ok("GET", f"{partner.p}/pool/types/101/versionNumbers/1/associations") == {
-        "lab": ["blinky", "both", "kettle"]
-    }
+    records = partner.ok("GET", f"{partner.p}/pool/types/101/versionNumbers/1/associations")
+    assert [(r["partnerId"], r["deviceTypeId"]) for r in records] == [
+        ("lab", "blinky"),
+        ("lab", "both"),
+        ("lab", "kettle"),
+    ]
+    assert {r["firmwareImageId"] for r in records} == {app["id"]}
+    assert set(records[0]) == {
+        "name", "partnerId", "email", "deviceTypeId", "deviceTypeName", "firmwareImageId"
+    }  # fmt: skip
     listed = partner.ok("GET", f"{partner.p}/deviceTypes/both/firmwareImages")
     assert [i["type"] for i in listed["content"]] == [101, 104]
+    assert {i["deviceTypeId"] for i in listed["content"]} == {"both"}
     assert (
         partner.ok("GET", f"{partner.p}/deviceTypes/both/firmwareImages/types/104")["totalElements"]
         == 1
     )
     one = f"{partner.p}/deviceTypes/kettle/firmwareImages/types/101/versionNumbers/1"
-    assert partner.ok("GET", one)["id"] == app["id"]
+    assert (partner.ok("GET", one)["id"], partner.ok("GET", one)["deviceTypeId"]) == (
+        app["id"],
+        "kettle",
+    )
     assert partner.ok("DELETE", one, 204) is None
     partner.refused("GET", one, 404, "NOT_FOUND")
 
@@ -513,7 +562,15 @@ def test_r7_search_by_type_device_type_and_all_tags(partner: Partner) -> None:
         "1",
         "2",
     ]
-    assert partner.ok("GET", f"{partner.p}/tags") == {"tags": ["nightly", "rc", "signed"]}
+    assert partner.ok("GET", f"{partner.p}/tags") == ["nightly", "rc", "signed"]
+    # `tags` also filters the per-type and per-device-type lists
+    by_type = partner.ok("GET", f"{partner.p}/pool/types/101?tags=rc")
+    assert [i["version"] for i in by_type["content"]] == ["1"]
+    partner.associate("kettle", {"type": 101, "versionNumber": "2"})
+    kettle = f"{partner.p}/deviceTypes/kettle/firmwareImages"
+    assert [i["type"] for i in partner.ok("GET", f"{kettle}?tags=signed")["content"]] == [102]
+    assert partner.ok("GET", f"{kettle}/types/101?tags=rc")["content"] == []
+    assert len(partner.ok("GET", f"{kettle}/types/101?tags=nightly")["content"]) == 1
 
 
 def test_paging_over_60_images(blinky_partner: Partner) -> None:
@@ -536,6 +593,9 @@ def test_paging_over_60_images(blinky_partner: Partner) -> None:
     assert newest["sort"] == "versionNumber,desc"
     body = partner.refused("GET", f"{partner.p}/pool?size=501", 422, "VALIDATION")
     assert "size" in body["message"]
+    by_description = partner.ok("GET", f"{partner.p}/pool?size=2&sort=description")
+    assert [i["description"] for i in by_description["content"]] == ["app 1.0.0", "app 1.0.1"]
+    assert by_description["sort"] == "description,asc"
     body = partner.refused("GET", f"{partner.p}/pool?sort=colour,asc", 400, "VALIDATION")
     assert "colour" in body["message"] and "versionNumber" in body["hint"]
 
@@ -559,6 +619,7 @@ def test_bad_input_is_a_readable_4xx_never_a_500(partner: Partner) -> None:
     partner.refused("GET", f"{partner.p}/types/abc", 422, "VALIDATION")
     body = partner.refused("GET", f"{partner.p}/no/such/thing", 404, "NOT_FOUND")
     assert "no such path" in body["message"]
+    assert (body["status"], body["error"]) == (404, "Not Found")  # the conventional pair
     partner.refused("DELETE", f"{partner.p}/types", 405, "VALIDATION")
     partner.refused(
         "POST", f"{partner.p}/binaries/moveToRepository", 404, "NOT_FOUND", json={"value": "0" * 64}

@@ -31,19 +31,19 @@ def test_uploads_stream_in_as_octet_stream_or_multipart(
 ) -> None:
     data = bytes(range(256)) * 100
     sha = hashlib.sha256(data).hexdigest()
-    assert partner.ok("POST", f"{partner.p}/binaries", 201, content=data)["value"] == sha
+    assert partner.ok("POST", f"{partner.p}/binaries", content=data)["value"] == sha
     assert (
-        partner.ok("POST", f"{partner.p}/binaries", 201, content=iter([data[:1000], data[1000:]]))[
+        partner.ok("POST", f"{partner.p}/binaries", content=iter([data[:1000], data[1000:]]))[
             "value"
         ]
         == sha
     )  # chunked
     other = data[::-1]
-    got = partner.ok("POST", f"{partner.p}/binaries", 201, files={"file": ("app.bin", other)})
+    got = partner.ok("POST", f"{partner.p}/binaries", files={"file": ("app.bin", other)})
     assert got["value"] == hashlib.sha256(other).hexdigest()
     assert (ota.data_dir / "staging" / sha).read_bytes() == data
     url = partner.ok("POST", f"{partner.p}/binaries/moveToRepository", json={"value": sha})["value"]
-    assert url == f"/v1/ota/partners/lab/binaries/{sha}"
+    assert url == f"{ota.base_url}/v1/ota/partners/lab/binaries/{sha}"  # absolute
     assert (ota.data_dir / "blobs" / sha[:2] / sha[2:]).read_bytes() == data
     assert not (ota.data_dir / "staging" / sha).exists()
     assert partner.http.get(url).content == data
@@ -79,7 +79,7 @@ def test_an_oversized_upload_is_413_and_leaves_nothing(
     assert str(MAX_IMAGE_BYTES) in body["message"]
     assert _stored_files(ota.data_dir) == []
     assert partner.ok(
-        "POST", f"{partner.p}/binaries", 201, content=data[:-1]
+        "POST", f"{partner.p}/binaries", content=data[:-1]
     )  # the limit itself is fine
 
 
@@ -127,7 +127,7 @@ def test_a_refused_image_leaves_no_half_record(blinky_partner: Partner) -> None:
         json=image | {"associations": {"lab": ["blinky", "bare"]}},
     )
     assert partner.ok("GET", f"{partner.p}/pool")["totalElements"] == 0
-    assert partner.ok("GET", f"{partner.p}/tags") == {"tags": []}
+    assert partner.ok("GET", f"{partner.p}/tags") == []
     first = partner.ok("POST", f"{partner.p}/pool", 201, json=image)
     assert (first["versionNumber"], first["associations"]) == ("1", {})
 
@@ -211,6 +211,6 @@ def test_run_prints_its_url_once_it_serves(served) -> None:
     assert url.startswith("http://127.0.0.1:") and not url.endswith(":0"), url
     assert httpx.get(f"{url}/v1/health").json() == {"status": "ok"}
     r = httpx.get(f"{url}/v1/ota/partners/lab/types", headers={"Authorization": "Bearer tok"})
-    assert r.json()["totalElements"] == 0
+    assert r.json() == []
     proc.terminate()  # uvicorn shuts down gracefully, then re-raises SIGTERM
     assert proc.wait(10) in (0, -signal.SIGTERM)
