@@ -61,16 +61,7 @@ class Pool(DeviceTypes):
         with self.store.transaction():
             self._require_uploadable(partner_id, type)
             sha = sha_from_url(url)
-            binary = self.store.one(
-                "SELECT * FROM binaries WHERE partner_id=? AND sha256=? AND in_repository=1",
-                [partner_id, sha],
-            )
-            if binary is None:
-                raise not_found(
-                    f"url {url!r} names no binary in partner '{partner_id}''s repository",
-                    "upload the bytes (POST /binaries), keep them (POST "
-                    "/binaries/moveToRepository) and use the url that returns",
-                )
+            binary = self._stored_binary(partner_id, sha, url)
             self._require_new_version(partner_id, type, str(name), str(version))
             wanted = {p: list(dts) for p, dts in (associations or {}).items()}
             for other, device_types in wanted.items():
@@ -342,10 +333,8 @@ class Pool(DeviceTypes):
                 self._set_tags(row["id"], tags)
         return self.get_image(partner_id, type, version_number)
 
-    def _replace_bytes(self, partner_id: str, row: dict[str, Any], url: str) -> None:
-        sha = sha_from_url(url)
-        if sha == row["sha256"]:
-            return
+    def _stored_binary(self, partner_id: str, sha: str, url: str) -> dict[str, Any]:
+        """The partner's kept binary an image's `url` names (R4: only kept bytes are images)."""
         binary = self.store.one(
             "SELECT * FROM binaries WHERE partner_id=? AND sha256=? AND in_repository=1",
             [partner_id, sha],
@@ -356,6 +345,13 @@ class Pool(DeviceTypes):
                 "upload the bytes (POST /binaries), keep them (POST "
                 "/binaries/moveToRepository) and use the url that returns",
             )
+        return binary
+
+    def _replace_bytes(self, partner_id: str, row: dict[str, Any], url: str) -> None:
+        sha = sha_from_url(url)
+        if sha == row["sha256"]:
+            return
+        binary = self._stored_binary(partner_id, sha, url)
         if self.store.one("SELECT 1 FROM deployments WHERE image_id=?", [row["id"]]):
             raise conflict(
                 f"image {row['id']} has deployments: its bytes cannot change any more",
