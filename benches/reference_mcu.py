@@ -77,7 +77,7 @@ from rig.ota.service.auth import PartnerAuth
 from rig.ota.service.serve import LocalService
 from rig.ota.states import TERMINAL
 from rig.protocol import aflib
-from rig.protocol.decoder import StreamDecoder
+from rig.protocol.decoder import replay
 from rig.protocol.transcript import HandoffError, Transcript
 from rig.report.text_table import render
 
@@ -243,14 +243,7 @@ def wait_booted(board: Board) -> None:
 
 def transcript_of(capture: Path) -> Transcript:
     """The tap's capture file, decoded as a sniffer would have decoded it live."""
-    records = read_capture(capture)
-    decoder = StreamDecoder()
-    events = []
-    for t, direction, data in records:
-        events += decoder.feed(direction, data, t)
-    if records:
-        events += decoder.flush(records[-1][0])
-    return Transcript(events)
+    return Transcript(replay(read_capture(capture)))
 
 
 def push(lab: Lab, board: Board, data: bytes, timeout_s: float) -> tuple[dict, int]:

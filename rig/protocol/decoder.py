@@ -13,6 +13,7 @@ resynchronises on the next valid sync. Every byte fed comes back in exactly one 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
@@ -274,3 +275,13 @@ class StreamDecoder:
     def flush(self, t: float) -> list[Event]:
         """End of capture: whatever is still undecided comes back as skipped."""
         return [e for stream in self._streams.values() for e in stream.flush(t)]
+
+
+def replay(records: Iterable[tuple[float, Direction, bytes]]) -> list[Event]:
+    """A recorded capture's `(t, direction, bytes)` records decoded as a live sniffer would have
+    decoded them, flushed at the last record's time."""
+    decoder, events, last = StreamDecoder(), [], 0.0
+    for t, direction, data in records:
+        events += decoder.feed(direction, data, t)
+        last = t
+    return events + decoder.flush(last)

@@ -17,7 +17,7 @@ from rig.double.link import Link, Wire
 from rig.double.tap import Tap, read_capture
 from rig.protocol import aflib
 from rig.protocol.afpro import AsrTransport, McuTransport
-from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, SkipEvent, StreamDecoder
+from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, MessageEvent, SkipEvent, replay
 from tests.unit.helpers import wait_until
 
 DIRECTIONS = (ASR_TO_MCU, MCU_TO_ASR)
@@ -181,10 +181,7 @@ def test_a_tap_nobody_reads_never_stalls_the_link_and_the_capture_keeps_every_by
     finally:
         tap.close()
     # the capture decodes to exactly what was delivered, nothing skipped, times in order
-    decoder, events = StreamDecoder(), []
-    for t, direction, data in records:
-        events += decoder.feed(direction, data, t)
-    events += decoder.flush(records[-1][0])
+    events = replay(records)
     assert not [e for e in events if isinstance(e, SkipEvent)]
     for direction, sent in {ASR_TO_MCU: from_asr, MCU_TO_ASR: from_mcu}.items():
         seen = [e.raw for e in events if isinstance(e, MessageEvent) and e.direction == direction]

@@ -23,9 +23,9 @@ from rig.protocol.decoder import (
     MessageEvent,
     ReadyEvent,
     SkipEvent,
-    StreamDecoder,
     SyncEvent,
     event_bytes,
+    replay,
 )
 from tests.unit.helpers import wait_until
 from tests.unit.protocol.test_transcript import IMAGE, VERSION, frame, handoff
@@ -80,9 +80,7 @@ def test_a_handoff_mirrored_through_the_tap_is_recorded_and_delivered(tap, recor
     final = recorder.stop()
     assert final.events == transcript.events  # nothing left over: the flush added nothing
     # the capture file holds the same bytes, and the sniffer read every one of them
-    decoder, replayed = StreamDecoder(), []
-    for t, direction, data in read_capture(tap.capture_path):
-        replayed += decoder.feed(direction, data, t)
+    replayed = replay(read_capture(tap.capture_path))
     assert [e.raw for e in replayed if isinstance(e, MessageEvent)] == [
         e.raw for e in final.messages
     ]

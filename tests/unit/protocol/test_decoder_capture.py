@@ -31,10 +31,10 @@ from rig.protocol.decoder import (
     MessageEvent,
     ReadyEvent,
     SkipEvent,
-    StreamDecoder,
     SyncEvent,
     describe_event,
     event_bytes,
+    replay,
 )
 from rig.protocol.transcript import Transcript
 
@@ -84,14 +84,6 @@ EXPECTED = [
 AFTER_NOISE = EXPECTED.index(
     (MCU_TO_ASR, aflib.report(4, AF_MCU_OTA_TRANSFER, aflib.encode_offset(8)))
 )
-
-
-def replay(records: list[tuple[float, str, bytes]]) -> list[Event]:
-    decoder = StreamDecoder()
-    events: list[Event] = []
-    for t, direction, data in records:
-        events += decoder.feed(direction, data, t)
-    return events + decoder.flush(records[-1][0])
 
 
 @pytest.fixture(scope="module")

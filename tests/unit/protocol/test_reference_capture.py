@@ -31,8 +31,8 @@ from rig.protocol.decoder import (
     MCU_TO_ASR,
     Event,
     MessageEvent,
-    StreamDecoder,
     event_bytes,
+    replay,
 )
 from rig.protocol.transcript import Transcript
 
@@ -67,11 +67,7 @@ def records() -> list[tuple[float, str, bytes]]:
 
 @pytest.fixture(scope="module")
 def events(records) -> list[Event]:
-    decoder = StreamDecoder()
-    events: list[Event] = []
-    for t, direction, data in records:
-        events += decoder.feed(direction, data, t)
-    return events + decoder.flush(records[-1][0])
+    return replay(records)
 
 
 @pytest.fixture(scope="module")
