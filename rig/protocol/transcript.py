@@ -116,28 +116,32 @@ class Transcript:
     def version_written(self, image_type: int, version_id: int) -> MessageEvent | None:
         """Step 6 on the wire: the MCU's write of `version_id` to 2000 + type after its echo
         of APPLY (IDLE with that version; after its VERIFY when it sent no echo), or None."""
-        echoes = [
-            e
-            for e, i in self.ota_infos(MCU_TO_ASR)
-            if i.state == OtaState.IDLE and i.version_id == version_id
-        ] or [  # an MCU that skips the echo: after its VERIFY, as assert_delivered reads it
-            e for e, i in self.ota_infos(MCU_TO_ASR) if i.state == OtaState.VERIFY_SIGNATURE
-        ]
-        if not echoes:
-            return None
-        attribute = aflib.version_attribute(image_type)
-        return next(
-            (
-                e
-                for e in self.messages
-                if e.direction == MCU_TO_ASR
-                and e.message.attr_id == attribute
-                and e.message.type in (MsgType.SET, MsgType.UPDATE)
-                and e.t >= echoes[-1].t
-                and aflib.version_of(e.message.value) == version_id
-            ),
-            None,
+        writes = self._version_writes(image_type, version_id)
+        return next((e for e in writes if aflib.version_of(e.message.value) == version_id), None)
+
+    def _version_writes(
+        self, image_type: int, version_id: int, since: float = float("-inf")
+    ) -> list[MessageEvent]:
+        """The MCU's writes of 2000 + type (SET, or UPDATE from older MCUs) from its echo of
+        APPLY on (the first IDLE carrying `version_id`, else its first VERIFY), among the
+        events from `since` on. Each sniffer port has its own clock, so the anchor is on the
+        MCU's own port, as the writes are."""
+        infos = [(e, i) for e, i in self.ota_infos(MCU_TO_ASR) if e.t >= since]
+        anchor = next(
+            (e for e, i in infos if i.state == OtaState.IDLE and i.version_id == version_id),
+            next((e for e, i in infos if i.state == OtaState.VERIFY_SIGNATURE), None),
         )
+        if anchor is None:
+            return []
+        attribute = aflib.version_attribute(image_type)
+        return [
+            e
+            for e in self.messages
+            if e.direction == MCU_TO_ASR
+            and e.message.attr_id == attribute
+            and e.message.type in (MsgType.SET, MsgType.UPDATE)
+            and e.t >= anchor.t
+        ]
 
     @property
     def throughput(self) -> float:
@@ -225,22 +229,7 @@ class Transcript:
                 apply_event,
             )
         attribute = aflib.version_attribute(image_type)
-        echo = next(
-            (
-                e
-                for e, i in self.ota_infos(MCU_TO_ASR)
-                if i.state == OtaState.IDLE and i.version_id == version_id and e.t >= verify_event.t
-            ),
-            verify_event,
-        )  # the MCU's echo of APPLY (as IDLE): its version write comes after it on the same port
-        reports = [
-            e
-            for e in self.messages
-            if e.direction == MCU_TO_ASR
-            and e.message.attr_id == attribute
-            and e.message.type in (MsgType.SET, MsgType.UPDATE)
-            and e.t >= echo.t
-        ]
+        reports = self._version_writes(image_type, version_id, since=verify_event.t)
         if not any(aflib.version_of(e.message.value) == version_id for e in reports):
             got = [aflib.version_of(e.message.value) for e in reports]
             self._fail(
