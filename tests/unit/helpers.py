@@ -1,5 +1,7 @@
-"""Helpers the framework's own tests import: deadline-bounded waits, a VISA opener."""
+"""Helpers the framework's own tests import: deadline-bounded waits, a VISA opener, Chromium."""
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 
@@ -24,3 +26,16 @@ def open_visa(rm: pyvisa.ResourceManager, resource: str, timeout_ms: int = 2000)
     return rm.open_resource(
         resource, read_termination="\n", write_termination="\n", timeout=timeout_ms
     )
+
+
+#: How to get the browser the report and OTA Manager tests drive, for their skip messages.
+CHROMIUM_HINT = "Chromium not found: apt install chromium (Debian), or set RIG_CHROMIUM to its path"
+
+
+def find_chromium() -> str | None:
+    """The Chromium to drive: $RIG_CHROMIUM, else the first of the usual names on PATH."""
+    given = os.environ.get("RIG_CHROMIUM")
+    if given:
+        return shutil.which(given)
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return next((found for name in names if (found := shutil.which(name))), None)

@@ -3,7 +3,8 @@
 Routers: OAuth sign-in (oauth), the public partner API (routes_partner), the local-only partner
 API and the accounts' device API (routes_local), and the device-facing API (routes_device).
 Errors of every kind are rendered as `{rule, message, hint}` (errors.py); the sign-in's own
-refusals are OAuth's `{error, error_description}`. The OpenAPI document is at /openapi.json.
+refusals are OAuth's `{error, error_description}`. The OpenAPI document is at /openapi.json;
+the OTA Manager, a web page over this same API, is at / (manager).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from rig.ota.service import oauth, routes_device, routes_local, routes_partner
+from rig.ota.service import manager, oauth, routes_device, routes_local, routes_partner
 from rig.ota.service.auth import PartnerAuth, partners_by_id
 from rig.ota.service.domain import DEFAULT_MAX_IMAGE_BYTES, OtaService
 from rig.ota.service.errors import install_error_handlers
@@ -52,6 +53,8 @@ def create_app(
     app.include_router(routes_local.local)
     app.include_router(routes_local.accounts)
     app.include_router(routes_device.router)
+    app.include_router(manager.api)
+    app.include_router(manager.page)
 
     @app.get("/v1/health", tags=["service"])
     def health() -> dict[str, str]:

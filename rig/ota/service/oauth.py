@@ -100,6 +100,12 @@ class TokenIssuer:
                 "two partners share one OAuth client id",
                 "a client id must say which partner is signing in: give each its own",
             )
+        users = [p.oauth.username for p in partners.values() if p.oauth]
+        if len(set(users)) != len(users):
+            raise invalid(
+                "two partners share one OAuth user name",
+                "the OTA Manager signs in by user name alone: give each partner its own",
+            )
         self.partners = dict(partners)
         self.lifetime_s = lifetime_s
         self._live: dict[str, tuple[str, float]] = {}  # sha256(token) -> (partner id, expiry)
@@ -126,6 +132,28 @@ class TokenIssuer:
         same_password = hmac.compare_digest(login.password.encode(), password.encode())
         if not (same_user and same_password):
             return None
+        return self._new_token(partner)
+
+    def sign_in_user(self, username: str, password: str) -> tuple[PartnerAuth, Issued] | None:
+        """The OTA Manager's sign-in, by user alone (a browser holds no client secret).
+
+        A partner's OAuth user and password open it; so do a partner id and its static token,
+        for services started without OAuth logins. Every partner is compared, in constant time.
+        """
+        found = None
+        for partner in self.partners.values():
+            login = partner.oauth
+            pairs = [(partner.partner_id, partner.token)]
+            if login is not None:
+                pairs.append((login.username, login.password))
+            for user, secret in pairs:
+                same_user = hmac.compare_digest(user.encode(), username.encode())
+                same_secret = hmac.compare_digest(secret.encode(), password.encode())
+                if same_user and same_secret:
+                    found = partner
+        return None if found is None else (found, self._new_token(found))
+
+    def _new_token(self, partner: PartnerAuth) -> Issued:
         token = secrets.token_urlsafe(32)
         now = time.monotonic()
         with self._lock:

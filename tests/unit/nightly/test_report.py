@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.helpers import CHROMIUM_HINT, find_chromium
+
 SUITE = """
 def test_console_answers(board):
     assert board.boot(timeout_s=10)
@@ -36,11 +38,6 @@ boards:
 
 def allure_cli() -> str | None:
     return shutil.which(os.environ.get("RIG_ALLURE") or "allure")
-
-
-def chromium() -> str | None:
-    names = ("chromium", "chromium-browser", "google-chrome")
-    return next((found for name in names if (found := shutil.which(name))), None)
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +70,9 @@ def test_nightly_builds_the_allure_report(nightly):
 
 
 def test_the_report_shows_the_run_in_a_browser(nightly, tmp_path):
-    browser = chromium()
+    browser = find_chromium()
     if browser is None:
-        pytest.skip("Chromium not installed: apt install chromium")
+        pytest.skip(CHROMIUM_HINT)
     _, folder = nightly
     done = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu",

@@ -111,6 +111,7 @@ class Lab:
             ("POST", "/devices"): {"deviceId": "dev-2", "deviceTypeId": "blinky"},
             ("POST", "/checkin"): {"versions": {"101": image["versionNumber"]}},
             ("POST", "/progress"): {"state": "ACCEPTED"},
+            ("POST", "/v1/local/signin"): {"username": "lab", "password": TOKEN},
             ("POST", "/attributes"): {
                 "attributes": [{"id": 2101, "value": "1"}, {"id": 1, "value": True}]
             },
