@@ -280,9 +280,12 @@ class OtaClient:
     # -- devices -------------------------------------------------------------------------------
 
     def devices(self) -> list[dict]:
-        return list(
-            self.pages(f"/v1/accounts/{self.account}/devices", {"expansions": "state,attributes"})
-        )
+        """Every device of the account, with state and attributes (a bare array, as Afero
+        documents this list: it is not paged)."""
+        return self.request(
+            "GET", f"/v1/accounts/{self.account}/devices",
+            params={"expansions": "state,attributes"},
+        )  # fmt: skip
 
     def device(self, device_id: str) -> dict:
         return self.request(

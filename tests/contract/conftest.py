@@ -7,7 +7,8 @@ Set `RIG_OTA_CONTRACT_URL` to run the same tests against another server. It then
 - for the operations that read records: `RIG_OTA_CONTRACT_TYPE` (an existing firmware type) and
   `RIG_OTA_CONTRACT_DEVICE_TYPE` (a device type eligible for that type);
 - for the operations that write (create types and pool images, associate, push):
-  `RIG_OTA_CONTRACT_WRITE=1`, and `RIG_OTA_CONTRACT_DEVICE` (a device to push to) for the push.
+  `RIG_OTA_CONTRACT_WRITE=1`, and `RIG_OTA_CONTRACT_DEVICE` (a device to push to) for the push;
+- for the device API's listing: `RIG_OTA_CONTRACT_ACCOUNT` (the account holding that device).
 An operation whose set-up the remote cannot do is skipped, with the variable it lacks as reason.
 """
 
@@ -52,6 +53,7 @@ class Target:
     device_type: str | None = None
     device: str | None = None
     writable: bool = False
+    account: str | None = None
     images: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -66,6 +68,7 @@ class Target:
             "device_type": "RIG_OTA_CONTRACT_DEVICE_TYPE",
             "device": "RIG_OTA_CONTRACT_DEVICE",
             "write": "RIG_OTA_CONTRACT_WRITE=1",
+            "account": "RIG_OTA_CONTRACT_ACCOUNT",
         }
         for item in what:
             have = self.writable if item == "write" else getattr(self, item) is not None
@@ -115,7 +118,8 @@ def _local(tmp: Path) -> Iterator[Target]:
         # local-only set-up: a profile enabling the type, and a device
         svc.service.publish_profile("lab", "blinky", load_profile(BLINKY).model_dump())
         svc.service.register_device("lab", "dev-1", "blinky")
-        target = Target(http, "lab", True, 101, "blinky", "dev-1", writable=True)
+        svc.service.report_attributes("dev-1", [{"id": 1, "value": True}])  # one to list
+        target = Target(http, "lab", True, 101, "blinky", "dev-1", writable=True, account="lab")
         try:
             yield target
         finally:
@@ -145,6 +149,7 @@ def _remote(url: str) -> Iterator[Target]:
         os.environ.get("RIG_OTA_CONTRACT_DEVICE_TYPE") or None,
         os.environ.get("RIG_OTA_CONTRACT_DEVICE") or None,
         writable=os.environ.get("RIG_OTA_CONTRACT_WRITE") == "1",
+        account=os.environ.get("RIG_OTA_CONTRACT_ACCOUNT") or None,
     )
     try:
         yield target

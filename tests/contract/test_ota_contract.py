@@ -1,5 +1,7 @@
 """Afero's 19 public OTA operations, one test each, written from Afero's OTA endpoints page
-(aferodeveloper/afero-devdocs, docs/API-OTAEndpoints-Funcs.md) and not from rig's OpenAPI.
+(aferodeveloper/afero-devdocs, docs/API-OTAEndpoints-Funcs.md) and not from rig's OpenAPI; and
+the device listing of Afero's device API page (docs/API-DeviceEndpoints.md), which the
+pipeline reads.
 
 Each test checks the documented status, the documented body shape (top-level type and every
 documented field; fields a server adds are tolerated) and that each documented query or payload
@@ -268,6 +270,13 @@ def test_13_post_firmware_images_associates_and_answers_the_image(target: Target
         image["versionNumber"],
         target.device_type,
     )
+    # The payload schema quotes `type` ("<integer>") and `versionNumber` ("<string>"): a
+    # payload that writes both as strings is associated the same way.
+    other = target.new_image(tags=["contract"])
+    quoted = other | {"type": str(other["type"]), "versionNumber": str(other["versionNumber"])}
+    body = call(target, "POST", path, 201, json=quoted).json()
+    has_shape(body, FIRMWARE_IMAGE)
+    assert (body["id"], body["deviceTypeId"]) == (other["id"], target.device_type)
 
 
 def test_14_firmware_images_of_a_device_type(target: Target, pool: dict) -> None:
@@ -336,3 +345,66 @@ def test_19_tags_are_a_bare_array_of_strings(target: Target, pool: dict) -> None
     body = call(target, "GET", "/tags", 200).json()
     assert isinstance(body, list) and all(isinstance(t, str) for t in body), body
     assert {"release", "beta", pool["run"]} <= set(body)
+
+
+# -- the device API's listing (docs/API-DeviceEndpoints.md, not one of the 19) -----------------
+# The page shows its devices by example, not by schema. Checked: the example's fields that
+# describe the device's identity and update state. Not required: `profileId`, `friendlyName`,
+# `virtual`, `developerDevice` and `disconnectNotificationLevel`, which rig keeps no data for
+# (docs/ota-api-conformance.md, "Device listing"). Of `deviceState` only `connected` is
+# required, and of an attribute its `id` and `updatedTimestamp` (rig stores the reported
+# value, not the hex `data`).
+
+DEVICE = {
+    "deviceId": str, "deviceTypeId": str, "partnerId": str, "createdTimestamp": int,
+    "updating": bool,
+}  # fmt: skip
+DEVICE_TAG = {"deviceTagType": str, "deviceTagId": str, "value": str, "localizationKey": str}
+EXPANDED = {"state": "deviceState", "tags": "deviceTags", "attributes": "attributes"}
+
+
+def a_device(body: Any, expansions: set[str]) -> None:
+    """One device, with exactly the expansions asked for (absent ones are not shown)."""
+    has_shape(body, DEVICE)
+    for expansion, key in EXPANDED.items():
+        assert (key in body) == (expansion in expansions), f"{key} with {expansions}: {body!r}"
+    if "state" in expansions:
+        has_shape(body["deviceState"], {"connected": bool})
+    if "tags" in expansions:
+        assert isinstance(body["deviceTags"], list), body
+        for tag in body["deviceTags"]:
+            has_shape(tag, DEVICE_TAG)
+    if "attributes" in expansions:
+        assert isinstance(body["attributes"], list), body
+        for attribute in body["attributes"]:
+            has_shape(attribute, {"id": int, "updatedTimestamp": int})
+
+
+def devices_path(target: Target) -> str:
+    target.need("account")
+    return f"/v1/accounts/{target.account}/devices"
+
+
+@pytest.mark.parametrize("expansions", ["", "state", "tags", "attributes", "state,tags,attributes"])
+def test_device_list_is_a_bare_array_of_devices(target: Target, expansions: str) -> None:
+    params = {"expansions": expansions} if expansions else {}
+    answer = target.http.get(devices_path(target), params=params)
+    assert answer.status_code == 200, f"{answer.status_code} {answer.text}"
+    body = answer.json()
+    assert isinstance(body, list), f"expected a bare array, got {body!r}"
+    wanted = set(filter(None, expansions.split(",")))
+    for device in body:
+        a_device(device, wanted)
+    if target.device is not None:
+        assert target.device in {d["deviceId"] for d in body}
+
+
+@pytest.mark.parametrize("expansions", ["", "tags", "state,tags,attributes"])
+def test_one_device_is_an_object_with_the_same_expansions(target: Target, expansions: str) -> None:
+    target.need("device")
+    params = {"expansions": expansions} if expansions else {}
+    answer = target.http.get(f"{devices_path(target)}/{target.device}", params=params)
+    assert answer.status_code == 200, f"{answer.status_code} {answer.text}"
+    body = answer.json()
+    a_device(body, set(filter(None, expansions.split(","))))
+    assert body["deviceId"] == target.device

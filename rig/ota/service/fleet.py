@@ -10,12 +10,14 @@ from rig.ota import states as ds
 from rig.ota.service.auth import ID_PATTERN, hash_secret, new_secret
 from rig.ota.service.deployments import Deployments
 from rig.ota.service.errors import OtaError, conflict, invalid, not_found
-from rig.ota.service.paging import PageRequest, paged
 from rig.ota.service.profiles import VERSION_BASE
 from rig.ota.service.store import as_number, loads, now_ms
 
 CONNECTED_WINDOW_MS = 120_000  # a device that checked in this recently counts as connected
-EXPANSIONS = ("state", "attributes")
+EXPANSIONS = ("state", "tags", "attributes")  # Afero's three, in the order its page names them
+# A device is `updating` while a deployment it has been offered is still under way: offered and
+# not yet ended (QUEUED is not offered yet; INTERRUPTED waits for the next check-in).
+UPDATING = tuple(sorted(ds.OPEN - {ds.QUEUED} - ds.RETRYABLE))
 
 
 class Fleet(Deployments):
@@ -84,7 +86,8 @@ class Fleet(Deployments):
                 "UPDATE devices SET device_type_id=?, secret_sha256=? WHERE device_id=?",
                 [device_type_id, hash_secret(secret), device_id],
             )
-            return {**self._device_body(row, ()), "deviceTypeId": device_type_id, "secret": secret}
+            body = self._device_body(row, (), self._updating(partner_id, device_id))
+            return {**body, "deviceTypeId": device_type_id, "secret": secret}
 
     def _device_row(self, partner_id: str, device_id: str) -> dict[str, Any] | None:
         return self.store.one(
@@ -105,18 +108,46 @@ class Fleet(Deployments):
                 out[r["attr_id"] - VERSION_BASE] = number
         return out
 
-    def _device_body(self, row: dict[str, Any], expansions: Iterable[str]) -> dict[str, Any]:
+    def _updating(self, partner_id: str, device_id: str | None = None) -> set[str]:
+        """The partner's devices (or just this one) with an offered deployment not yet ended."""
+        marks = ",".join("?" * len(UPDATING))
+        sql = (
+            f"SELECT DISTINCT device_id FROM deployments WHERE partner_id=? AND state IN ({marks})"
+        )
+        params: list[Any] = [partner_id, *UPDATING]
+        if device_id is not None:
+            sql, params = sql + " AND device_id=?", [*params, device_id]
+        return {r["device_id"] for r in self.store.all(sql, params)}
+
+    def _device_body(
+        self, row: dict[str, Any], expansions: Iterable[str], updating: set[str]
+    ) -> dict[str, Any]:
+        """A device as Afero's device API shows one, where rig has the data, plus rig's fields.
+
+        Afero's names: `deviceId`, `deviceTypeId`, `partnerId`, `createdTimestamp`, `updating`;
+        with `state`, `deviceState` ({connected, updatedTimestamp = last check-in}); with
+        `attributes`, `attributes`; with `tags`, `deviceTags` (always empty: rig has no device
+        tags). rig's own: `accountId`, and `state` ({connected, lastCheckin}) beside
+        `deviceState`; its attributes carry `value` (the reported JSON value), not Afero's hex
+        `data`, since rig never sees the attribute's bytes.
+        """
         body: dict[str, Any] = {
             "deviceId": row["device_id"],
             "deviceTypeId": row["device_type_id"],
             "partnerId": row["partner_id"],
             "accountId": row["account_id"],
             "createdTimestamp": row["created"],
+            "updating": row["device_id"] in updating,
         }
         if "state" in expansions:
             last = row["last_checkin"]
             connected = last is not None and now_ms() - last < CONNECTED_WINDOW_MS
+            body["deviceState"] = {"connected": connected}
+            if last is not None:  # never checked in: no time to give
+                body["deviceState"]["updatedTimestamp"] = last
             body["state"] = {"connected": connected, "lastCheckin": last}
+        if "tags" in expansions:
+            body["deviceTags"] = []
         if "attributes" in expansions:
             body["attributes"] = [
                 {"id": r["attr_id"], "value": loads(r["value"]), "updatedTimestamp": r["updated"]}
@@ -133,23 +164,25 @@ class Fleet(Deployments):
         row = self._device_row(partner_id, device_id)
         if row is None or row["account_id"] != account_id:
             raise not_found(f"account '{account_id}' has no device '{device_id}'")
-        return self._device_body(row, list(expansions))
+        return self._device_body(row, list(expansions), self._updating(partner_id, device_id))
 
     def list_devices(
-        self, partner_id: str, account_id: str, page: PageRequest, expansions: Iterable[str] = ()
-    ) -> dict[str, Any]:
+        self, partner_id: str, account_id: str, expansions: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Every device of the account, by device id: a bare array, as Afero documents it.
+
+        Not paged and not capped: Afero's page shows no paging parameters for this list, and a
+        cap would hide devices with no way to reach them. Each device is registered by hand
+        through the local API, so the list stays as small as the lab.
+        """
         wanted = list(expansions)
-        return paged(
-            self.store,
-            select="*",
-            source="devices WHERE partner_id=? AND account_id=?",
-            params=[partner_id, account_id],
-            fields={"deviceId": "device_id", "createdTimestamp": "created"},
-            default_sort="deviceId,asc",
-            tiebreak="rowid",
-            request=page,
-            convert=lambda r: self._device_body(r, wanted),
-        )
+        with self.store.transaction():  # the devices and what they show from one snapshot
+            rows = self.store.all(
+                "SELECT * FROM devices WHERE partner_id=? AND account_id=? ORDER BY device_id",
+                [partner_id, account_id],
+            )
+            updating = self._updating(partner_id)
+            return [self._device_body(row, wanted, updating) for row in rows]
 
     # -- pushes (R8) -------------------------------------------------------------------------
 

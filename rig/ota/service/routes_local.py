@@ -112,20 +112,23 @@ def _expansions(text: str | None) -> list[str]:
     return wanted
 
 
+ExpansionsQuery = Query(None, description="any of state,tags,attributes, comma-separated")
+
+
 @accounts.get("/devices")
 def list_devices(
-    expansions: str | None = Query(None, description="state,attributes"),
-    page: PageRequest = Page,
+    expansions: str | None = ExpansionsQuery,
     caller: PartnerAuth = Caller,
     svc: OtaService = Svc,
-):
-    return svc.list_devices(caller.partner_id, caller.account_id, page, _expansions(expansions))
+) -> list[dict[str, Any]]:
+    """Every device of the account: a bare array (Afero documents no paging for this list)."""
+    return svc.list_devices(caller.partner_id, caller.account_id, _expansions(expansions))
 
 
 @accounts.get("/devices/{deviceId}")
 def get_device(
     deviceId: str,
-    expansions: str | None = Query(None),
+    expansions: str | None = ExpansionsQuery,
     svc: OtaService = Svc,
     caller: PartnerAuth = Caller,
 ) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from rig.ota.service.deps import partner_id, service
@@ -64,9 +64,48 @@ class ImageUpdate(BaseModel):
     tags: list[str] | None = None
 
 
+MAX_DIGITS = 18  # the longest version number the store keeps (rig.ota.service.store)
+
+
+def _whole_number(value: object) -> int:
+    """A JSON integer, or a string of decimal digits ("101"), as a non-negative int.
+
+    Afero's schema for op 13 quotes `type` and `versionNumber` as strings, so both spellings
+    are taken; a boolean (which Python would read as 0 or 1), a float or any other text is not.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("should not be negative")
+        if value >= 10**MAX_DIGITS:
+            raise ValueError(f"should have at most {MAX_DIGITS} digits")
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        if len(value) > MAX_DIGITS:
+            raise ValueError(f"should have at most {MAX_DIGITS} digits")
+        return int(value)
+    raise ValueError("should be an integer or a string of decimal digits")
+
+
+def _digits_schema(**bounds: int) -> WithJsonSchema:
+    """The OpenAPI schema of such a field: a bounded integer, or digits in a string."""
+    return WithJsonSchema(
+        {"anyOf": [{"type": "integer", **bounds}, {"type": "string", "pattern": "^[0-9]+$"}]}
+    )
+
+
 class AssociationIn(BaseModel):
-    type: int = Field(**TYPE_FIELD)
-    versionNumber: str | int
+    """Op 13's payload: only `type` and `versionNumber` are read (the whole pool record may be
+    sent, as Afero advises); each is a JSON integer or a string of digits."""
+
+    type: Annotated[
+        int,
+        BeforeValidator(_whole_number),
+        Field(**TYPE_FIELD),
+        _digits_schema(minimum=TYPE_FIELD["ge"], maximum=TYPE_FIELD["le"]),
+    ]
+    versionNumber: Annotated[
+        str, BeforeValidator(lambda v: str(_whole_number(v))), _digits_schema(minimum=0)
+    ]
 
 
 @router.post("/types", status_code=201)
@@ -180,7 +219,7 @@ def image_exists(
 
 @router.post("/deviceTypes/{dt}/firmwareImages", status_code=201)
 def associate(dt: str, body: AssociationIn, p: str = Partner, svc: OtaService = Svc):
-    return svc.associate(p, dt, body.type, str(body.versionNumber))
+    return svc.associate(p, dt, body.type, body.versionNumber)
 
 
 @router.get("/deviceTypes/{dt}/firmwareImages")

@@ -68,9 +68,86 @@ def test_the_device_flow_ends_succeeded_with_its_full_history(pushed, ota: Local
     assert {"id": 2101, "value": "1"}.items() <= device["attributes"][0].items()
     assert "state" not in partner.ok("GET", "/v1/accounts/lab-account/devices/dev-1")
     listed = partner.ok("GET", "/v1/accounts/lab-account/devices?expansions=state")
-    assert [d["deviceId"] for d in listed["content"]] == ["dev-1"]
+    assert [d["deviceId"] for d in listed] == ["dev-1"]
     by_state = partner.ok("GET", f"{partner.local}/deployments?deviceId=dev-1&state=SUCCEEDED")
     assert by_state["totalElements"] == 1
+
+
+DEVICES = "/v1/accounts/lab-account/devices"
+AFERO_DEVICE = {"deviceId", "deviceTypeId", "partnerId", "createdTimestamp", "updating"}
+
+
+def test_the_device_list_is_a_bare_array_of_every_device_with_afero_fields(
+    blinky_partner: Partner, ota: LocalService
+) -> None:
+    partner = blinky_partner
+    for device_id in ("dev-b", "dev-a"):
+        partner.register(device_id, "blinky")
+    ota.service.create_device_type("other", "gadget")  # another partner's device: not listed
+    ota.service.register_device("other", "theirs", "gadget")
+    listed = partner.ok("GET", DEVICES)
+    assert isinstance(listed, list), f"expected a bare array, got {listed!r}"
+    assert [d["deviceId"] for d in listed] == ["dev-a", "dev-b"]  # by device id, own account
+    for device in listed:
+        assert set(device) >= AFERO_DEVICE, device
+        assert (device["deviceTypeId"], device["partnerId"]) == ("blinky", "lab")
+        assert device["accountId"] == "lab-account" and device["updating"] is False
+        assert isinstance(device["createdTimestamp"], int)
+        assert not {"deviceState", "state", "deviceTags", "attributes"} & set(device)
+    # Afero documents no paging here: paging parameters change nothing, and nothing is cut off
+    assert partner.ok("GET", DEVICES, params={"page": 1, "size": 1}) == listed
+    for n in range(60):  # more than a default page of 50
+        ota.service.register_device("lab", f"dev-{n:02}", "blinky")
+    assert len(partner.ok("GET", DEVICES)) == 62
+
+
+def test_device_expansions_state_tags_and_attributes(blinky_partner: Partner, ota) -> None:
+    partner = blinky_partner
+    board = Board(ota.base_url, "dev-1", partner.register("dev-1", "blinky"))
+    partner.register("dev-2", "blinky")
+    one = f"{DEVICES}/dev-1"
+    tagged = partner.ok("GET", DEVICES, params={"expansions": "tags"})
+    assert [d["deviceTags"] for d in tagged] == [[], []]  # rig keeps no device tags
+    assert "deviceState" not in tagged[0] and "attributes" not in tagged[0]
+    assert partner.ok("GET", one, params={"expansions": "tags"})["deviceTags"] == []
+    before = partner.ok("GET", one, params={"expansions": "state"})
+    assert before["deviceState"] == {"connected": False}  # never checked in: no time to show
+    assert before["state"] == {"connected": False, "lastCheckin": None}  # rig's own, kept
+    board.checkin(**{"101": "0"})
+    board.ok("POST", "/attributes", json={"attributes": [{"id": 1, "value": True}]})
+    every = partner.ok("GET", DEVICES, params={"expansions": "state,tags,attributes"})
+    mine = every[0]
+    assert mine["deviceId"] == "dev-1"
+    assert mine["deviceState"]["connected"] is True
+    assert mine["deviceState"]["updatedTimestamp"] == mine["state"]["lastCheckin"] > 0
+    assert [(a["id"], a["value"]) for a in mine["attributes"]] == [(1, True), (2101, "0")]
+    assert all(isinstance(a["updatedTimestamp"], int) for a in mine["attributes"])
+    assert mine["deviceTags"] == [] and every[1]["attributes"] == []
+    assert partner.ok("GET", one, params={"expansions": "attributes,state,tags"}) == mine
+    for bad in ("bogus", "state,deviceTags"):
+        body = partner.refused("GET", DEVICES, 400, "VALIDATION", params={"expansions": bad})
+        assert "state,tags,attributes" in body["hint"]
+        partner.refused("GET", one, 400, "VALIDATION", params={"expansions": bad})
+
+
+def test_a_device_is_updating_from_the_offer_until_its_deployment_ends(pushed) -> None:
+    partner, board, _, push = pushed
+    partner.register("dev-2", "blinky")
+
+    def updating() -> dict[str, bool]:
+        return {d["deviceId"]: d["updating"] for d in partner.ok("GET", DEVICES)}
+
+    assert updating() == {"dev-1": False, "dev-2": False}  # QUEUED: not offered yet
+    board.checkin(**{"101": "0"})
+    assert updating() == {"dev-1": True, "dev-2": False}
+    assert partner.ok("GET", f"{DEVICES}/dev-1")["updating"] is True
+    board.report("ACCEPTED", deployment=push["deploymentId"])
+    board.report("INTERRUPTED", deployment=push["deploymentId"], reason="power lost")
+    assert updating()["dev-1"] is False  # waits for the next check-in
+    board.checkin(**{"101": "0"})
+    assert updating()["dev-1"] is True
+    partner.ok("POST", f"{partner.local}/deployments/{push['deploymentId']}/cancel")
+    assert updating() == {"dev-1": False, "dev-2": False}  # ended
 
 
 def test_r8_refuses_unknown_devices_wrong_types_unassociated_images_and_downgrades(

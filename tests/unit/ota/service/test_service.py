@@ -539,6 +539,67 @@ def test_r6_only_eligible_device_types_take_an_image(partner: Partner) -> None:
     partner.refused("GET", one, 404, "NOT_FOUND")
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("versionNumber", True),  # would read as version number 1, an existing image
+        ("type", True),
+        ("type", False),
+        ("type", " 101"),
+        ("type", "1O1"),
+        ("type", "101.0"),
+        ("type", 101.0),
+        ("type", "-101"),
+        ("type", "٣"),  # a digit, but not an ASCII one
+        ("versionNumber", "1.0"),
+        ("versionNumber", "abc"),
+        ("versionNumber", ""),
+        ("versionNumber", -1),
+        ("versionNumber", 1.0),
+        ("versionNumber", None),
+        ("versionNumber", "9" * 40),
+    ],
+)
+def test_associating_refuses_a_type_or_version_number_that_is_no_whole_number(
+    blinky_partner: Partner, field: str, value: Any
+) -> None:
+    partner = blinky_partner
+    image = partner.image()  # type 101, version number "1"
+    path = f"{partner.p}/deviceTypes/blinky/firmwareImages"
+    body = {"type": 101, "versionNumber": "1", field: value}
+    refused = partner.refused("POST", path, 422, "VALIDATION", json=body)
+    assert f"body field '{field}'" in refused["message"], refused
+    other = "type" if field == "versionNumber" else "versionNumber"
+    assert f"'{other}'" not in refused["message"]
+    assert partner.ok("GET", path)["totalElements"] == 0, "nothing may have been associated"
+    accepted = partner.ok("POST", path, 201, json={"type": 101, "versionNumber": "1"})
+    assert accepted["id"] == image["id"]  # the same request, well spelled, goes through
+
+
+def test_associating_takes_type_and_version_number_as_integers_or_digit_strings(
+    blinky_partner: Partner,
+) -> None:
+    """Afero's schema for this operation quotes both fields as strings; JSON integers work too."""
+    partner = blinky_partner
+    first, second, third = (partner.image(101, v) for v in ("1.0", "1.1", "1.2"))
+    path = f"{partner.p}/deviceTypes/blinky/firmwareImages"
+    quoted = partner.ok("POST", path, 201, json={"type": "101", "versionNumber": "1"})
+    assert (quoted["id"], quoted["type"], quoted["versionNumber"]) == (first["id"], 101, "1")
+    assert quoted["deviceTypeId"] == "blinky"
+    numbers = partner.ok("POST", path, 201, json={"type": 101, "versionNumber": 2})
+    assert (numbers["id"], numbers["versionNumber"]) == (second["id"], "2")
+    record = partner.ok("POST", path, 201, json=third | {"type": "101"})  # the pool record
+    assert (record["id"], record["type"]) == (third["id"], 101)
+    leading = partner.ok("POST", path, 201, json={"type": "0101", "versionNumber": "03"})
+    assert leading["id"] == third["id"]  # digits are read as a number: 0101 is type 101
+    listed = partner.ok("GET", path)["content"]
+    assert [i["id"] for i in listed] == [first["id"], second["id"], third["id"]]
+    body = partner.refused(
+        "POST", path, 422, "VALIDATION", json={"type": "65536", "versionNumber": 1}
+    )
+    assert "body field 'type'" in body["message"]  # the type's range holds for digits too
+
+
 def test_r7_search_by_type_device_type_and_all_tags(partner: Partner) -> None:
     partner.image_type(101)
     partner.image_type(102)
