@@ -236,7 +236,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
         sub.add_argument("-f", "--boards-file", help=argparse.SUPPRESS)
 
-    serve = verbs.add_parser("serve", help="run the local OTA service; prints its URL")
+    serve = verbs.add_parser(
+        "serve", help="run the local OTA service; prints its URL",
+        description="Run the local OTA service: Afero's OTA API under /v1, OAuth sign-in at "
+        "/oauth/token, and the OTA Manager web page at / (sign in there with a partner's "
+        "--username/--password, or its id and --token).",
+    )  # fmt: skip
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--data", default=".rig/ota", help="folder for records and images")

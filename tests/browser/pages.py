@@ -12,6 +12,7 @@ from playwright.sync_api import Locator, Page, expect
 
 #: Long enough for a loaded 2-core machine; a wait ends as soon as its condition holds.
 WAIT_MS = 20_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @dataclass

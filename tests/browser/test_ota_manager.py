@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from rig.ota.pipeline import Pipeline
 from rig.ota.service.serve import LocalService
-from tests.browser.conftest import PASSWORD, TOKEN, USER, Shots
+from tests.browser.conftest import PASSWORD, TOKEN, USER, Shots, partner
 from tests.browser.pages import WAIT_MS, Manager
 from tests.unit.double.bench import VENDOR, VENDOR_VERSION, Bench, Lab
 
@@ -148,6 +148,167 @@ def test_upload_wizard_deploy_and_live_status_to_succeeded(
         expect(history.first.locator("td.state")).to_have_text("SUCCEEDED")
         expect(history.first).to_contain_text("TRANSFERRING")
         shots.take(manager.page, "6-device-history")
+        elsewhere = [u for u in manager.requests if not u.startswith((service.base_url, "data:"))]
+        assert elsewhere == []  # the page fetched nothing from anywhere but the service
     finally:
         bench.close()
         bench.lab.rm.close()
+
+
+def names(manager: Manager) -> list[str]:
+    return sorted(manager.shown_images().all_inner_texts())
+
+
+def test_filters_by_image_type_and_device_type_and_search_my_tags(
+    manager: Manager, service: LocalService
+) -> None:
+    s = service.service  # set-up straight into the service: the filters are what is tested
+    s.create_image_type("lab", "application", "", 101)
+    s.create_image_type("lab", "bootloader", "", 102)
+    for device_type, enabled in (("blinky", [101]), ("bootable", [102])):
+        s.create_device_type("lab", device_type)
+        s.publish_profile("lab", device_type, {"name": device_type, "otaImageTypes": enabled})
+    for name, type_, tags, device_type in (
+        ("app-a", 101, ["release"], "blinky"),
+        ("app-b", 101, ["beta"], "blinky"),
+        ("boot-c", 102, ["release", "lts"], "bootable"),
+    ):
+        image = s.add_image("lab", name.encode() * 50, type=type_, name=name, description="d",
+                            version="1.0.0", tags=tags)  # fmt: skip
+        s.associate("lab", device_type, type_, image["versionNumber"])
+    signed_in(manager).main_window()
+    expect(manager.shown_images()).to_have_count(3)
+
+    manager.folder(101).locator("button.name").click()
+    expect(manager.shown_images()).to_have_count(2)
+    assert names(manager) == ["app-a", "app-b"]
+    manager.page.locator("#device-type-filters li[data-device-type='bootable'] button").click()
+    expect(manager.by_id("images-empty")).to_be_visible()  # type 101 ∧ bootable: none
+    manager.page.get_by_role("button", name="ALL IMAGE TYPES").click()
+    expect(manager.shown_images()).to_have_count(1)
+    assert names(manager) == ["boot-c"]
+    manager.page.get_by_role("button", name="ALL DEVICE TYPES").click()
+    expect(manager.shown_images()).to_have_count(3)
+
+    manager.search_tags("release")
+    expect(manager.shown_images()).to_have_count(2)
+    assert names(manager) == ["app-a", "boot-c"]
+    manager.search_tags("release lts")  # every tag must be on the image
+    expect(manager.shown_images()).to_have_count(1)
+    expect(manager.by_id("filter-summary")).to_have_text("1 image · tags release,lts")
+    manager.search_tags("")
+    expect(manager.shown_images()).to_have_count(3)
+
+
+def test_the_101st_image_type_shows_rule_R1(manager: Manager, service: LocalService) -> None:
+    for number in range(101, 201):
+        service.service.create_image_type("lab", f"type {number}", "", number)
+    signed_in(manager).main_window()
+    manager.open_add_type("one too many", "")
+    expect(manager.by_id("type-error")).to_contain_text("R1")
+    expect(manager.by_id("type-dialog")).to_be_visible()  # nothing was added; the form stays
+    assert len(service.service.list_image_types("lab")) == 100
+
+
+def test_upload_into_a_type_no_profile_enables_shows_rule_R4(
+    manager: Manager, service: LocalService, api: Pipeline, tmp_path: Path
+) -> None:
+    service.service.create_image_type("lab", "application", "", 101)
+    service.service.create_image_type("lab", "bootloader", "", 102)
+    service.service.create_device_type("lab", "blinky")
+    service.service.publish_profile("lab", "blinky", {"name": "b", "otaImageTypes": [101]})
+    firmware = tmp_path / "boot.bin"
+    firmware.write_bytes(b"\x7fboot" * 100)
+    signed_in(manager).main_window()
+    manager.by_id("upload-new").click()
+    manager.upload_folder(102).click()  # select the folder, then pick the file
+    manager.by_id("upload-file").set_input_files(str(firmware))
+    expect(manager.by_id("upload-type-note")).to_contain_text("(R4)")
+    manager.next_step()
+    manager.fill_info("boot", "first stage", "1.0.0", [])
+    manager.next_step()
+    expect(manager.device_type_box("blinky")).to_be_disabled()
+    manager.next_step()  # DONE: the service has the last word
+    expect(manager.by_id("upload-error")).to_contain_text("R4: no published profile")
+    expect(manager.by_id("upload-dialog")).to_be_visible()
+    assert api.ota.images() == []
+
+
+def test_a_device_type_made_ineligible_during_the_wizard_shows_rule_R6(
+    manager: Manager, service: LocalService, api: Pipeline
+) -> None:
+    s = service.service
+    s.create_image_type("lab", "application", "", 101)
+    s.create_image_type("lab", "bootloader", "", 102)
+    s.create_device_type("lab", "blinky")
+    s.publish_profile("lab", "blinky", {"name": "b", "otaImageTypes": [101, 102]})
+    s.create_device_type("lab", "kettle")  # stays eligible: type 101 itself stays uploadable (R4)
+    s.publish_profile("lab", "kettle", {"name": "k", "otaImageTypes": [101]})
+    signed_in(manager).main_window()
+    manager.by_id("upload-new").click()
+    manager.drop_file(manager.upload_folder(101), "app.bin", b"app" * 300)
+    manager.next_step()
+    manager.fill_info("app", "the app", "3.0.0", ["rc"])
+    manager.next_step()
+    manager.device_type_box("blinky").check()
+    # Meanwhile, in the Profile Editor, blinky's profile stops enabling type 101.
+    s.publish_profile("lab", "blinky", {"name": "b", "otaImageTypes": [102]})
+    manager.next_step()
+    expect(manager.by_id("upload-error")).to_contain_text("R6")
+    assert api.ota.images() == []  # refused whole: no image without its type
+
+
+def test_a_failed_deployment_shows_its_reason(
+    manager: Manager, service: LocalService, api: Pipeline, tmp_path: Path
+) -> None:
+    api.ensure_image_type(101, "application")
+    bench = board(service, api, tmp_path)
+    try:
+        bench.fault("corrupt_chunk", index=3)
+        image = api.ota.upload_image(VENDOR, type_=101, name="vendor app", description="d",
+                                     version="9.9.9", device_types=["blinky"])  # fmt: skip
+        signed_in(manager).main_window()
+        row = manager.image("vendor app")
+        row.locator("button.deploy").click()
+        device = bench.target.device_id
+        row.locator(f"li.device[data-device-id='{device}'] input").check()
+        row.locator("button.push").click()
+        status = manager.status_of(row, device)
+        expect(status).to_have_attribute("data-state", "VERIFY_FAILED")
+        expect(status).to_contain_text("VERIFY_FAILED: sha256 mismatch")
+        expect(status).to_have_class("status failed")
+        deployment = api.ota.deployments(device_id=device)[0]
+        assert (deployment["state"], deployment["imageId"]) == ("VERIFY_FAILED", image["id"])
+    finally:
+        bench.close()
+        bench.lab.rm.close()
+
+
+def test_a_session_the_service_forgot_returns_to_the_sign_in(browser, tmp_path: Path) -> None:
+    """Issued tokens live in the service's memory: after a restart (or their expiry) every call
+    is 401, and the page goes back to its sign-in instead of failing half-way. While the service
+    is down, the page says so."""
+    first = LocalService(tmp_path / "ota", [partner()]).start()
+    first.service.create_image_type("lab", "application", "", 101)
+    port = int(first.base_url.rsplit(":", 1)[1])
+    context = browser.new_context()
+    try:
+        manager = Manager(context.new_page(), first.base_url)
+        manager.open()
+        signed_in(manager).main_window()
+        expect(manager.folder(101)).to_be_visible()  # the page has loaded all it shows
+        first.stop()
+        manager.folder(101).locator("button.name").click()  # nobody answers: said, not thrown
+        expect(manager.by_id("list-error")).to_contain_text("does not answer")
+        with LocalService(tmp_path / "ota", [partner()], port=port):
+            manager.folder(101).locator("button.name").click()
+            expect(manager.by_id("signin-view")).to_be_visible()
+            expect(manager.by_id("signin-error")).to_have_text(
+                "Your session has ended: sign in again."
+            )
+            signed_in(manager).main_window()  # and signing in again works
+            expect(manager.folder(101)).to_contain_text("application")
+        assert not manager.page_errors
+    finally:
+        first.stop()
+        context.close()

@@ -2,6 +2,7 @@
 // Nothing here knows about a particular view.
 
 const KEY = "rig.otaManager.session";
+const SIGN_IN = "/v1/local/signin";
 
 export class ApiError extends Error {
   // rig's error body: {rule, message, hint, status, error}
@@ -19,11 +20,14 @@ export class ApiError extends Error {
 }
 
 export const session = {
+  // The stored sign-in, even past its expiry: the service, which issued it, says when it ends.
   get() {
     const raw = sessionStorage.getItem(KEY);
-    if (!raw) return null;
-    const s = JSON.parse(raw);
-    return Date.now() < s.expiresAt ? s : null;
+    return raw ? JSON.parse(raw) : null;
+  },
+  live() {
+    const s = session.get();
+    return Boolean(s && Date.now() < s.expiresAt);
   },
   set(answer) {
     const s = {
@@ -64,10 +68,17 @@ export async function api(method, path, { json, body, query, type } = {}) {
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
   }
-  const answer = await fetch(url, { method, headers, body });
+  let answer;
+  try {
+    answer = await fetch(url, { method, headers, body });
+  } catch {
+    throw new ApiError(0, { rule: "UNREACHABLE", message: `the OTA service at ${location.origin} does not answer`,
+      hint: "is rig ota serve still running? Reload the page once it is" });
+  }
   if (answer.status === 204) return null;
   const data = await answer.json().catch(() => null);
-  if (answer.status === 401 && s) {
+  if (answer.status === 401 && path !== SIGN_IN) {
+    // expired or revoked (a restarted service forgets its tokens): back to the sign-in
     session.clear();
     onSignedOut("Your session has ended: sign in again.");
   }
@@ -87,7 +98,7 @@ export async function everything(path, query = {}) {
 }
 
 export async function signIn(username, password) {
-  const answer = await api("POST", "/v1/local/signin", { json: { username, password } });
+  const answer = await api("POST", SIGN_IN, { json: { username, password } });
   return session.set(answer);
 }
 

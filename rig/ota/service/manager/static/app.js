@@ -255,6 +255,14 @@ function wire() {
   });
 }
 
+// A refused call outside a form (a click on a folder, say) shows in the list's error line; a 401
+// has already sent the user to the sign-in. Anything else is a bug and is left to surface.
+window.addEventListener("unhandledrejection", (event) => {
+  if (!(event.reason instanceof ApiError)) return;
+  event.preventDefault();
+  if (event.reason.status !== 401) show($("list-error"), event.reason);
+});
+
 wire();
-if (session.get()) enter().catch((error) => showSignIn(String(error.message || error)));
+if (session.live()) enter().catch((error) => showSignIn(String(error.message || error)));
 else showSignIn();
