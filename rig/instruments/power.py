@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pyvisa
 from pyvisa import constants, errors
 
+from rig import safe_yaml
 from rig.errors import RigError
 from rig.instruments.power_dialects import DIALECTS, Dialect, model_for
 
@@ -26,6 +27,15 @@ MAX_QUEUED_ERRORS = 16
 
 class PowerError(RigError):
     """The power supply could not be reached, did not answer, or refused a setting."""
+
+
+def check_sim_definition(library: str) -> None:
+    """A pyvisa-sim definition (`FILE.yaml@sim`) is YAML that pyvisa-sim parses with no bound
+    on size, nesting or aliases: read it with rig's own limits first, so a wrong or hostile one
+    is a FILE:LINE message, not a hang. Composed only: pyvisa-sim takes every value as text."""
+    path, at, backend = library.rpartition("@")
+    if at and path and backend == "sim":
+        safe_yaml.compose(safe_yaml.read_text(path), path)
 
 
 class PowerSupply:
@@ -69,8 +79,11 @@ class PowerSupply:
         where = f"{self.name}: power supply {self.resource} (VISA library {self.visa_library})"
         try:
             if self._manager is None:
+                check_sim_definition(self.visa_library)
                 self._manager = pyvisa.ResourceManager(self.visa_library)
             session = self._manager.open_resource(self.resource)
+        except safe_yaml.YamlFileError as exc:
+            raise PowerError(f"{where}: its simulated instrument definition: {exc}") from None
         except (errors.Error, OSError, ValueError) as exc:
             raise PowerError(
                 f"{where}: cannot open it: {exc}. Check the instrument is on and reachable, and "

@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-
+from rig import safe_yaml
 from rig.instruments.console import ConsoleTimeout
 from rig.lab.console_config import ConsoleConfig
 from rig.lab.yaml_source import YamlSource, dotted
@@ -37,7 +36,7 @@ def key_site(boards_file: Path | None, board: str, key: str) -> str:
         return name
     try:
         source = YamlSource.read(boards_file)
-    except (OSError, yaml.YAMLError):  # changed or gone since it was loaded: no line to give
+    except safe_yaml.YamlFileError:  # changed or gone since it was loaded: no line to give
         return f"{_shown(boards_file)}: {name}"
     default = "" if source.sets(loc) else " (not set: the default)"
     return f"{_shown(boards_file)}:{source.line_of(loc)}: {name}{default}"

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,6 +21,7 @@ from pydantic import (
     ValidationError,
 )
 
+from rig import safe_yaml
 from rig.double.catalogue import parse_fault
 from rig.double.errors import FaultError
 from rig.errors import RigError
@@ -32,13 +32,25 @@ from rig.lab.power_config import PowerConfig
 from rig.lab.strict import Name, Strict, did_you_mean
 from rig.lab.yaml_source import Problem, YamlSource, dotted
 
+#: Problems a message lists; the rest are counted. A hostile file can hold tens of thousands.
+MAX_LISTED = 100
+
 
 class InventoryError(RigError):
     """boards.yaml is wrong; carries every problem found, each with file and line."""
 
     def __init__(self, problems: list[Problem] | str) -> None:
         self.problems = [] if isinstance(problems, str) else problems
-        super().__init__(problems if isinstance(problems, str) else "\n".join(map(str, problems)))
+        super().__init__(problems if isinstance(problems, str) else _listed(problems))
+
+
+def _listed(problems: list[Problem]) -> str:
+    lines = [str(problem) for problem in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(
+            f"… and {len(problems) - MAX_LISTED:,} more problems: fix these and check again"
+        )
+    return "\n".join(lines)
 
 
 class TapConfig(Strict):
@@ -314,16 +326,16 @@ def _describe(error: dict[str, Any]) -> str:
     if kind in ("value_error", "assertion_error"):
         return message
     if kind in _PLAIN:
-        return f"expected {_PLAIN[kind]}, got {error['input']!r}"
+        return f"expected {_PLAIN[kind]}, got {safe_yaml.shown(error['input'])}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
         hint = did_you_mean(error["input"], choices)
-        return f"{error['input']!r} is not one of {', '.join(choices)}{hint}"
+        return f"{safe_yaml.shown(error['input'])} is not one of {', '.join(choices)}{hint}"
     if kind == "too_short" and loc == ("boards",):
         return "no boards: describe at least one board under 'boards:'"
     if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} may hold only letters, digits, '_', '.' and '-'"
-    return f"{message[0].lower()}{message[1:]}, got {error['input']!r}"
+        return f"{safe_yaml.shown(error['input'])} may hold only letters, digits, '_', '.' and '-'"
+    return f"{message[0].lower()}{message[1:]}, got {safe_yaml.shown(error['input'])}"
 
 
 def _trim_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -335,19 +347,10 @@ def load(path: str | os.PathLike[str]) -> Inventory:
     """Read and validate boards.yaml; raise InventoryError listing every mistake."""
     file = Path(path)
     shown = str(path)
-    if not file.is_file():
-        raise InventoryError(
-            f"{shown}: no such file: create it, or pass --boards-file FILE or set RIG_BOARDS_FILE"
-        )
     try:
-        source = YamlSource.read(file)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        what = f"not valid YAML: {exc.problem or exc.context}"
-        if exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
-            what += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
-        raise InventoryError([Problem(shown, line, "(yaml)", what)]) from None
+        source = YamlSource.read(file, shown)
+    except safe_yaml.YamlFileError as exc:
+        raise _unreadable(file, exc) from None
     problems = [
         Problem(
             shown,
@@ -380,6 +383,22 @@ def load(path: str | os.PathLike[str]) -> Inventory:
     if problems or inventory is None:
         raise InventoryError(sorted(problems, key=lambda p: p.line))
     return inventory
+
+
+def _unreadable(file: Path, exc: safe_yaml.YamlFileError) -> InventoryError:
+    """The error for a boards file that could not be read at all, in the inventory's words."""
+    if exc.reason == "missing":
+        return InventoryError(
+            f"{exc.file}: no such file: create it, or pass --boards-file FILE or set "
+            "RIG_BOARDS_FILE"
+        )
+    if exc.line is None:
+        inside = file / "boards.yaml"
+        hint = (
+            f" (this one holds {inside}: pass that)" if file.is_dir() and inside.is_file() else ""
+        )
+        return InventoryError(f"{exc}{hint}")
+    return InventoryError([Problem(exc.file, exc.line, "(yaml)", exc.problem)])
 
 
 def _consistency(data: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:

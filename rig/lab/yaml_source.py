@@ -1,8 +1,8 @@
 """YAML loaded safely, with the line of every key kept, so errors can say FILE:LINE.
 
 PyYAML's safe loader forgets positions and silently keeps the last of two duplicate keys. Here
-the file is composed once into nodes (positions kept), duplicates are reported, and the plain
-data is built from the same nodes with the safe constructor.
+the file is read and composed once into nodes by `rig.safe_yaml` (positions kept, size, nesting
+and aliases bounded), duplicates are reported, and the plain data is built from the same nodes.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rig import safe_yaml
 
 
 @dataclass(frozen=True)
@@ -23,24 +25,39 @@ class Problem:
     path: str
     message: str
 
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+    def __str__(self) -> str:  # clipped: a key or value in the file may be huge
+        path, message = safe_yaml.clip(self.path, 200), safe_yaml.clip(self.message, 1000)
+        return f"{self.file}:{self.line}: {path}: {message}"
 
 
 class YamlSource:
     """A parsed YAML document that can answer 'which line holds this path?'."""
 
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: Path, text: str, name: str | None = None) -> None:
         self.path = path
-        self.root = yaml.compose(text, Loader=yaml.SafeLoader)
-        self.data: Any = (
-            yaml.SafeLoader("").construct_document(self.root) if self.root is not None else None
-        )
+        shown = str(path) if name is None else name
+        self.root = safe_yaml.compose(safe_yaml.check_text(text, shown), shown)
+        self.data: Any = safe_yaml.construct(self.root, shown)
+        self._keys: dict[int, dict[Any, tuple[yaml.Node, yaml.Node]]] = {}
 
     @classmethod
-    def read(cls, path: Path) -> YamlSource:
-        """Parse `path`; raises yaml.MarkedYAMLError on a syntax error."""
-        return cls(path, path.read_text(encoding="utf-8"))
+    def read(cls, path: Path, name: str | None = None) -> YamlSource:
+        """Parse `path` (`name`: as the user wrote it, for messages); raises
+        safe_yaml.YamlFileError on a file rig will not read, with its line when it has one."""
+        shown = str(path) if name is None else name
+        return cls(path, safe_yaml.read_text(path, name=shown), shown)
+
+    def _entry(self, node: yaml.MappingNode, key: Any) -> tuple[yaml.Node, yaml.Node] | None:
+        """(key node, value node) of the first `key` in a mapping: indexed once per mapping, so
+        placing every problem of a large file stays linear."""
+        index = self._keys.get(id(node))
+        if index is None:
+            index = {}
+            for key_node, value in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    index.setdefault(key_node.value, (key_node, value))
+            self._keys[id(node)] = index
+        return index.get(key)
 
     def line_of(self, loc: tuple[str | int, ...]) -> int:
         """Line (1-based) of the deepest node of `loc` that exists in the file."""
@@ -48,12 +65,10 @@ class YamlSource:
         line = node.start_mark.line + 1 if node is not None else 1
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    if key.value == part:
-                        line, node = key.start_mark.line + 1, value
-                        break
-                else:
+                entry = self._entry(node, part)
+                if entry is None:
                     return line
+                line, node = entry[0].start_mark.line + 1, entry[1]
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
                 if part >= len(node.value):
                     return line
@@ -68,7 +83,8 @@ class YamlSource:
         node = self.root
         for part in loc:
             if isinstance(node, yaml.MappingNode):
-                node = next((value for key, value in node.value if key.value == part), None)
+                entry = self._entry(node, part)
+                node = entry[1] if entry is not None else None
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
                 node = node.value[part] if part < len(node.value) else None
             else:

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rig import steps
+from rig import safe_yaml, steps
 from rig.instruments.sniffer_port import HandoffRecorder
 from rig.lab.board import Board
 from rig.ota.client import OtaClient, OtaClientError
@@ -101,7 +99,7 @@ class Pipeline:
             return None
         profile = target.profile
         if not isinstance(profile, dict):
-            profile = yaml.safe_load(Path(profile).read_text())
+            profile = safe_yaml.load(profile)
         return self.ota.publish_profile(target.device_type, profile)
 
     def run(

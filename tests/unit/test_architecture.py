@@ -22,22 +22,26 @@ PACKAGE = Path(rig.__file__).resolve().parent
 ALLOWED: dict[str, set[str]] = {
     "rig.errors": set(),
     "rig.steps": set(),
+    # every YAML file rig reads goes through it, so every layer may use it: stdlib, PyYAML, errors
+    "rig.safe_yaml": {"rig.errors"},
     "rig.image": {"rig.errors"},
     "rig.flaky": {"rig.errors", "rig.steps"},
     "rig.protocol": {"rig.errors"},
-    "rig.instruments": {"rig.errors", "rig.protocol"},
+    "rig.instruments": {"rig.errors", "rig.protocol", "rig.safe_yaml"},
     "rig.double": {"rig.errors", "rig.protocol", "rig.image", "rig.ota.client", "rig.ota.states"},
     # the double's data (spec, fault catalogue, errors), never its running parts
     "rig.lab": {
         "rig.errors",
+        "rig.safe_yaml",
         "rig.instruments",
         "rig.double.spec",
         "rig.double.catalogue",
         "rig.double.errors",
     },
-    "rig.ota.service": {"rig.errors", "rig.ota.states"},
+    "rig.ota.service": {"rig.errors", "rig.safe_yaml", "rig.ota.states"},
     "rig.ota": {
         "rig.errors",
+        "rig.safe_yaml",
         "rig.steps",
         "rig.protocol",
         "rig.instruments",
@@ -48,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     "rig.nightly": {"rig.errors", "rig.lab", "rig.report"},
     "rig.cli": {
         "rig.errors",
+        "rig.safe_yaml",
         "rig.lab",
         "rig.double",
         "rig.image",
@@ -154,6 +159,22 @@ def test_imports_follow_the_rules(path: Path) -> None:
             elif top in NO_IO.get(area, ()):
                 broken.append(f"{where}: {area} is pure code on bytes; it may not import {top}")
     assert not broken, "\n".join(broken)
+
+
+def test_the_yaml_reader_needs_only_the_standard_library_pyyaml_and_rig_errors() -> None:
+    """Every layer reads its YAML through rig.safe_yaml, so it must drag nothing in with it."""
+    import sys
+
+    path = PACKAGE / "safe_yaml.py"
+    imported = {
+        name.split(".")[0] if not name.startswith("rig.") else name
+        for node in _imports(ast.parse(path.read_text()))
+        for name in _imported(node)
+    }
+    extra = {n for n in imported if n not in sys.stdlib_module_names} - {"yaml", "rig.errors"}
+    assert not extra, (
+        f"rig/safe_yaml.py may import only the standard library, yaml, rig.errors: {extra}"
+    )
 
 
 def test_no_module_imports_a_private_name_of_another() -> None:
