@@ -15,8 +15,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from rig import safe_yaml
 from rig.errors import RigError
 from rig.lab import inventory
 from rig.ota.client import OtaClient
@@ -96,10 +95,23 @@ def read_profile(path: Path) -> tuple[str, dict]:
         missing = [name for name, file in files.items() if not file.is_file()]
         if missing:
             raise RigError(f"{path}: not a Profile Editor export: missing {', '.join(missing)}")
-        return "export", {k: json.loads(f.read_text()) for k, f in files.items()}
-    if not path.is_file():
-        raise RigError(f"{path}: no such profile file or export folder")
-    return "profile", yaml.safe_load(path.read_text())
+        return "export", {name: _json(file) for name, file in files.items()}
+    try:
+        return "profile", safe_yaml.load(path)
+    except safe_yaml.YamlFileError as exc:
+        if exc.reason == "missing":
+            raise RigError(f"{path}: no such profile file or export folder") from None
+        raise
+
+
+def _json(file: Path) -> Any:
+    """One file of a Profile Editor export, read with the limits of any file rig reads."""
+    try:
+        return json.loads(safe_yaml.read_text(file))
+    except ValueError as exc:
+        raise RigError(f"{file}: not valid JSON: {safe_yaml.clip(str(exc), 200)}") from None
+    except RecursionError:
+        raise RigError(f"{file}: not valid JSON: nested too deeply") from None
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
@@ -170,6 +182,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_LIMITS = (
+    "Limits (docs/ota-api.md, 'Limits'): an image at most --max-image-mib, a JSON body at most "
+    "--max-json-kib (over either: 413 TOO_LARGE, before anything is kept). Fixed, per field "
+    "(over one: 422 VALIDATION naming the field): names of image types, images, device types "
+    "and profiles 256 characters; descriptions 4096; version strings 128; tags 64 characters "
+    "each and 50 per image (and per search); device, device type and account ids 128; a url "
+    "or value 2048; a device's progress reason and detail 1024 each."
+)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from rig.ota.service.auth import PartnerAuth
     from rig.ota.service.serve import run
@@ -187,9 +209,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
     lifetime = {} if args.token_lifetime is None else {"token_lifetime_s": args.token_lifetime}
+    for option, value in (("--max-image-mib", args.max_image_mib),
+                          ("--max-json-kib", args.max_json_kib)):  # fmt: skip
+        if not value > 0:
+            raise RigError(f"{option} must be a positive number, not {value:g}")
     run(host=args.host, port=args.port, data_dir=data_dir,
         partners={p.partner_id: p for p in partners},
         max_image_bytes=int(args.max_image_mib * 1024 * 1024),
+        max_json_bytes=int(args.max_json_kib * 1024),
         ready=lambda url: print(url, flush=True), **lifetime)  # fmt: skip
     return 0
 
@@ -241,13 +268,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run the local OTA service: Afero's OTA API under /v1, OAuth sign-in at "
         "/oauth/token, and the OTA Manager web page at / (sign in there with a partner's "
         "--username/--password, or its id and --token).",
+        epilog=SERVE_LIMITS,
     )  # fmt: skip
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
     serve.add_argument("--data", default=".rig/ota", help="folder for records and images")
     serve.add_argument("--partner", action="append", default=[], metavar="ID[:ACCOUNT]")
     serve.add_argument("--token", action="append", default=[], help="one per --partner")
-    serve.add_argument("--max-image-mib", type=float, default=64.0)
+    serve.add_argument("--max-image-mib", type=float, default=64.0, metavar="MIB",
+                       help="largest image an upload may hold (default 64); checked while it "
+                       "streams in, nothing over it is written")  # fmt: skip
+    serve.add_argument("--max-json-kib", type=float, default=1024.0, metavar="KIB",
+                       help="largest JSON request body (default 1024, 1 MiB: 200 times a Profile "
+                       "Editor export); checked while it is read")  # fmt: skip
     for option, what in (("--client-id", "OAuth client id"), ("--client-secret", "its secret"),
                          ("--username", "the user signing in (e.g. an email)"),
                          ("--password", "that user's password")):  # fmt: skip

@@ -9,6 +9,7 @@ the OTA Manager, a web page over this same API, is at / (manager).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,11 @@ from rig.ota.service import manager, oauth, routes_device, routes_local, routes_
 from rig.ota.service.auth import PartnerAuth, partners_by_id
 from rig.ota.service.domain import DEFAULT_MAX_IMAGE_BYTES, OtaService
 from rig.ota.service.errors import install_error_handlers
+from rig.ota.service.limits import DEFAULT_MAX_JSON_BYTES
 from rig.ota.service.oauth import DEFAULT_TOKEN_LIFETIME_S, TokenIssuer
+from rig.ota.service.staging_sweep import sweep_staging
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -27,14 +32,19 @@ def create_app(
     partners: Mapping[str, PartnerAuth] | list[PartnerAuth],
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
 ) -> FastAPI:
     """An app serving one data folder; `app.state.service` is its `OtaService`,
-    `app.state.oauth` the `TokenIssuer` of its sign-ins."""
+    `app.state.oauth` the `TokenIssuer` of its sign-ins, `app.state.max_json_bytes` the
+    largest JSON body it reads (http_io.StrictJsonRoute)."""
     issuer = TokenIssuer(partners_by_id(partners), token_lifetime_s)  # checked before any I/O
     svc = OtaService(Path(data_dir), partners, max_image_bytes)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        swept = sweep_staging(svc.store, svc.blobs)  # before the first request is served
+        if swept.partial or swept.unreferenced:
+            log.info("start-up: %s", swept)
         yield
         svc.close()  # the database is closed when the server stops
 
@@ -47,6 +57,7 @@ def create_app(
     )
     app.state.service = svc
     app.state.oauth = issuer
+    app.state.max_json_bytes = max_json_bytes
     install_error_handlers(app)
     app.include_router(oauth.router)
     app.include_router(routes_partner.router)

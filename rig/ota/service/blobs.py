@@ -2,7 +2,8 @@
 
 Layout under the data folder:
     staging/<sha256>              uploaded by `POST /binaries`, not yet kept
-    staging/.upload-*.part        an upload in flight (removed on failure, swept at start)
+    staging/.upload-*.part        an upload in flight (removed on failure, swept at start:
+                                  staging_sweep.py)
     blobs/ab/cdef...              the repository (`moveToRepository`), content-addressed
 
 An upload streams into a temporary file in the staging folder while hashing, is fsynced, then
@@ -31,6 +32,16 @@ def is_sha256(text: str) -> bool:
     return bool(_SHA256.match(text))
 
 
+def too_large(limit: int) -> OtaError:
+    """413 for an image over the limit, naming the option that raises it."""
+    return OtaError(
+        413,
+        "TOO_LARGE",
+        f"the image is larger than this service's limit of {limit / 2**20:g} MiB ({limit} bytes)",
+        "build a smaller image, or start the service with a larger --max-image-mib",
+    )
+
+
 def _fsync_dir(path: Path) -> None:
     """Make a rename durable (the directory entry), where the OS allows it."""
     with contextlib.suppress(OSError):
@@ -57,12 +68,7 @@ class Upload:
         """Append a chunk; over the limit the upload is removed and 413 raised."""
         if self.size + len(chunk) > self._max:
             self.abort()
-            raise OtaError(
-                413,
-                "TOO_LARGE",
-                f"the image is larger than this service's limit of {self._max} bytes",
-                "build a smaller image, or start the service with a larger --max-image-bytes",
-            )
+            raise too_large(self._max)
         self._file.write(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
@@ -109,9 +115,6 @@ class BlobStore:
         self.repository = data_dir / "blobs"
         self.staging.mkdir(parents=True, exist_ok=True)
         self.repository.mkdir(parents=True, exist_ok=True)
-        for leftover in self.staging.glob(".upload-*.part"):  # a crash mid-upload
-            with contextlib.suppress(OSError):
-                leftover.unlink()
 
     def upload(self) -> Upload:
         return Upload(self.staging, self.max_bytes)

@@ -69,14 +69,8 @@ class Catalogue:
                         "reuse an existing image type: rename it with PUT /types/{type}",
                     )
                 type = free[0]
-            elif type not in MCU_TYPES:
-                raise OtaError(
-                    400,
-                    "R1",
-                    f"R1: image type {type} is outside 101..200, the range of MCU image types",
-                    "choose a number from 101 to 200, or omit 'type' to get the lowest free one",
-                )
-            elif type in used:
+            require_mcu_type(type)
+            if type in used:
                 raise OtaError(
                     409,
                     "R1",
@@ -215,6 +209,19 @@ class Catalogue:
         if path is None:
             raise not_found(f"the bytes of {row['sha256']} are gone", "upload the image again")
         return path
+
+
+def require_mcu_type(type: int, hint: str = "") -> None:
+    """R1: MCU image types are numbered 101..200 (whatever number a body brings: -101, 10**30)."""
+    if type not in MCU_TYPES:
+        digits = str(type)
+        shown = digits if len(digits) <= 19 else f"{digits[:12]}... ({len(digits)} digits)"
+        raise OtaError(
+            400,
+            "R1",
+            f"R1: image type {shown} is outside 101..200, the range of MCU image types",
+            hint or "choose a number from 101 to 200, or omit 'type' to get the lowest free one",
+        )
 
 
 def binary_url(partner_id: str, sha256: str) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from rig.errors import RigError
 
@@ -109,6 +110,13 @@ def describe_validation(errors: list[dict[str, Any]], part: str = "body") -> str
     return "invalid request: " + "; ".join(lines) + more
 
 
+_OVER_A_LIMIT = {"string_too_long", "too_long"}  # pydantic's types for a max_length refusal
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "(unknown)"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Render every error as `{rule, message, hint}`."""
 
@@ -118,9 +126,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message = describe_validation(list(exc.errors()))
+        errors = list(exc.errors())
+        message = describe_validation(errors)
         hint = "see /docs or docs/ota-api.md for the expected fields"
+        if any(str(e.get("type")) in _OVER_A_LIMIT for e in errors):
+            hint = "the limits are listed in docs/ota-api.md (Limits) and by rig ota serve --help"
         return JSONResponse(OtaError(422, "VALIDATION", message, hint).body(), status_code=422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        """A client that hangs up mid-request is expected (a cancelled upload, a reboot): one
+        line, no traceback. Whatever it was sending is dropped; nobody reads this answer."""
+        log.info(
+            "client %s went away during %s %s before its request was complete; nothing stored",
+            _client(request),
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

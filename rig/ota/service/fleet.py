@@ -33,7 +33,13 @@ class Fleet(Deployments):
         account_id: str | None = None,
         secret: str | None = None,
     ) -> dict[str, Any]:
-        """Register a board; the answer holds its secret (shown this once)."""
+        """Register a board; the answer holds its secret (shown this once).
+
+        A device id is the ASR's hardware id, unique world-wide, and the device API addresses a
+        device by its id alone, so ids are not scoped per partner: an id registers once. The
+        refusal of a taken id is the same whether the caller or another partner holds it, and
+        names no one, so it tells another partner nothing but that the id is taken.
+        """
         if not ID_PATTERN.match(device_id):
             raise invalid(
                 f"device id {device_id!r} is not usable",
@@ -50,8 +56,10 @@ class Fleet(Deployments):
             self._device_type_row(partner_id, device_type_id)
             if self.store.one("SELECT 1 FROM devices WHERE device_id=?", [device_id]):
                 raise conflict(
-                    f"device '{device_id}' is already registered",
-                    "each board registers once; reuse its secret or pick another id",
+                    f"device id '{device_id}' is already registered",
+                    "a device id is its ASR's hardware id and registers once: check the id for "
+                    "a typo; if the board is yours, it is listed by GET /v1/accounts/{accountId}"
+                    "/devices and keeps the secret it was given",
                 )
             self.store.execute(
                 "INSERT INTO devices (device_id, partner_id, account_id, device_type_id, "

@@ -1,105 +1,32 @@
-"""Bytes over HTTP: streamed uploads into the blob store, ranged downloads, strict JSON bodies.
+"""Bytes over HTTP: ranged downloads, and JSON bodies read strictly and within a size limit.
 
-An upload is never held in memory: octet-stream bodies are read chunk by chunk from the
-request stream, multipart files chunk by chunk from the UploadFile. When the size limit is hit,
-the partial file is gone at once and the rest of the body is read and dropped (up to a cap) so
-the client gets its 413 instead of a broken connection.
+JSON bodies are read by `StrictJsonRoute`: at most the service's JSON limit (`rig ota serve
+--max-json-kib`), counted while the body streams in, so a 100 MB body is refused after 1 MiB
+instead of being held whole (it used to cost the service 4 times its size in memory); a
+`Content-Length` over the limit is refused before anything is read. Then strictly: Python's
+reader also takes `NaN`/`Infinity`, numbers such as `1e999` (infinite), and `\\udc00`-style lone
+surrogates, which then cannot be stored (SQLite wants UTF-8) or answered (a JSON answer has
+none of them), so they are refused as invalid JSON up front, as are bytes that are not UTF-8,
+nesting too deep for the reader and integers too long for it.
 
-JSON bodies are read strictly (`StrictJsonRoute`): Python's reader also takes `NaN`/`Infinity`
-and `\\udc00`-style lone surrogates, which then cannot be stored (SQLite wants UTF-8) or
-answered (a JSON answer has neither), so they are refused as invalid JSON up front.
+Uploads (image bytes) are not JSON: uploads.py streams them, within the image limit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+import math
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from rig.ota.service.blobs import CHUNK, BlobStore, parse_range, read_range
-from rig.ota.service.errors import OtaError, invalid
-
-DRAIN_CAP = 256 * 1024 * 1024  # past this much refused body we stop reading and just close
-MULTIPART_OVERHEAD = 64 * 1024
-
-UPLOAD_OPENAPI = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-        },
-    }
-}
-
-
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    seen = 0
-    async for chunk in chunks:
-        seen += len(chunk)
-        if seen > DRAIN_CAP:
-            return
-
-
-async def _file_chunks(file: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await file.read(CHUNK):
-        yield chunk
-
-
-def _too_large(limit: int) -> OtaError:
-    return OtaError(
-        413,
-        "TOO_LARGE",
-        f"the image is larger than this service's limit of {limit} bytes",
-        "build a smaller image, or start the service with a larger --max-image-bytes",
-    )
-
-
-async def receive_upload(request: Request, blobs: BlobStore) -> tuple[str, int]:
-    """Stream the request's image into staging; (sha256, size) once it is safely in place."""
-    multipart = request.headers.get("content-type", "").startswith("multipart/form-data")
-    declared = request.headers.get("content-length", "")
-    overhead = MULTIPART_OVERHEAD if multipart else 0
-    if declared.isascii() and declared.isdigit() and int(declared) > blobs.max_bytes + overhead:
-        await _drain(request.stream())
-        raise _too_large(blobs.max_bytes)
-    upload = blobs.upload()
-    try:
-        if multipart:
-            async with request.form(max_files=1, max_fields=20) as form:
-                file = form.get("file")
-                if not isinstance(file, UploadFile):
-                    raise invalid(
-                        "a multipart upload needs the image in a field named 'file'",
-                        "or send the bytes as application/octet-stream",
-                    )
-                async for chunk in _file_chunks(file):
-                    upload.write(chunk)
-        else:
-            chunks = request.stream()
-            try:
-                async for chunk in chunks:
-                    upload.write(chunk)
-            except OtaError as exc:
-                if exc.status == 413:
-                    await _drain(chunks)
-                raise
-        return await run_in_threadpool(upload.commit)
-    finally:
-        upload.abort()  # no-op after a commit; removes the partial file otherwise
+from rig.ota.service.blobs import parse_range, read_range
+from rig.ota.service.errors import OtaError
+from rig.ota.service.limits import DEFAULT_MAX_JSON_BYTES
 
 
 def file_response(path: Path, range_header: str | None, sha256: str) -> StreamingResponse:
@@ -127,13 +54,30 @@ def _not_json(message: str, doc: str) -> json.JSONDecodeError:
 
 
 def strict_json(body: bytes) -> Any:
-    """Standard JSON only: no NaN/Infinity, no text that is not valid Unicode."""
-    doc = body.decode("utf-8", errors="replace")
+    """Standard JSON only: no NaN/Infinity, no infinite number, no text that is not Unicode."""
+    doc = body[:200].decode("utf-8", errors="replace")
 
     def refuse_constant(name: str) -> Any:
         raise _not_json(f"{name} is not a JSON number", doc)
 
-    value = json.loads(body, parse_constant=refuse_constant)
+    def finite(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            raise _not_json(f"the number {text[:40]} is too large", doc)
+        return value
+
+    try:
+        value = json.loads(body, parse_constant=refuse_constant, parse_float=finite)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise _not_json("it is nested too deeply", doc) from None
+    except UnicodeDecodeError:
+        raise _not_json("it is not UTF-8 text", doc) from None
+    except ValueError as exc:  # Python's own bound: an integer of more than 4300 digits
+        digits = "integer string conversion" in str(exc)
+        why = "an integer in it has more than 4300 digits" if digits else str(exc)
+        raise _not_json(why, doc) from None
     stack = [value]
     while stack:
         item = stack.pop()
@@ -150,20 +94,53 @@ def strict_json(body: bytes) -> Any:
     return value
 
 
+def json_too_large(limit: int) -> OtaError:
+    """413 for a JSON body over the limit, naming the option that raises it."""
+    return OtaError(
+        413,
+        "TOO_LARGE",
+        f"the JSON body is larger than this service's limit of {limit / 1024:g} KiB "
+        f"({limit} bytes)",
+        "send less (a Profile Editor export is a few KiB), or start the service with a "
+        "larger --max-json-kib",
+    )
+
+
 class _StrictJsonRequest(Request):
+    """A request whose body is read within the JSON limit and parsed by `strict_json`."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_limited_body"):
+            limit = getattr(self.app.state, "max_json_bytes", DEFAULT_MAX_JSON_BYTES)
+            declared = self.headers.get("content-length", "")
+            if declared.isascii() and declared.isdigit() and int(declared) > limit:
+                raise json_too_large(limit)  # the server drops the unread rest of the body
+            body = bytearray()
+            async for chunk in self.stream():
+                if len(body) + len(chunk) > limit:
+                    raise json_too_large(limit)
+                body += chunk
+            self._limited_body = bytes(body)
+        return self._limited_body
+
     async def json(self) -> Any:
-        if not hasattr(self, "_json"):
-            self._json = strict_json(await self.body())
-        return self._json
+        if not hasattr(self, "_strict_json"):
+            self._strict_json = strict_json(await self.body())
+        return self._strict_json
 
 
 class StrictJsonRoute(APIRoute):
-    """A route whose JSON body is read by `strict_json` (a refusal is 422 VALIDATION)."""
+    """A route whose JSON body is read within the limit (413 TOO_LARGE) and by `strict_json`
+    (a refusal is 422 VALIDATION). Routes without a body model read nothing here."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        reads_body = self.body_field is not None
 
         async def strict(request: Request) -> Response:
-            return await handler(_StrictJsonRequest(request.scope, request.receive))
+            strict_request = _StrictJsonRequest(request.scope, request.receive)
+            if reads_body:  # here, not in FastAPI's reader, which would make a 413 a 400
+                await strict_request.body()
+            return await handler(strict_request)
 
         return strict

@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rig.ota.service.catalogue import binary_url
+from rig.ota.service.catalogue import binary_url, require_mcu_type
 from rig.ota.service.device_types import DeviceTypes
 from rig.ota.service.errors import OtaError, conflict, invalid, not_found
+from rig.ota.service.limits import TAGS_PER_IMAGE
 from rig.ota.service.paging import PageRequest, paged
 from rig.ota.service.store import as_number, new_id, now_ms
 
@@ -116,6 +117,7 @@ class Pool(DeviceTypes):
 
     def _require_uploadable(self, partner_id: str, type: int) -> None:
         """R4: the type exists and some published profile enables it."""
+        require_mcu_type(type, "use the number of one of your image types (GET /types)")
         if (
             self.store.one(
                 "SELECT 1 FROM image_types WHERE partner_id=? AND type=?", [partner_id, type]
@@ -418,5 +420,10 @@ def parse_tags(text: str | None) -> list[str]:
         return []
     tags = _clean_tags(text.split(","))
     if not tags and text.strip(","):
-        raise invalid(f"tags {text!r} names no tag", "give tags as tags=a,b")
+        raise invalid(f"tags {text[:80]!r} names no tag", "give tags as tags=a,b")
+    if len(tags) > TAGS_PER_IMAGE:  # no image carries more, so no image could match
+        raise invalid(
+            f"tags names {len(tags)} tags; an image carries at most {TAGS_PER_IMAGE}",
+            f"search with at most {TAGS_PER_IMAGE} tags",
+        )
     return tags

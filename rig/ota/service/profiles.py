@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rig import safe_yaml
 from rig.ota.service.errors import OtaError, describe_validation
+from rig.ota.service.export_schema import checked_export
+from rig.ota.service.limits import DESCRIPTION_CHARS, NAME_CHARS, Int, IntegerOnly
 
 BAUDS = (4800, 9600, 38400, 115200)
 OTA_INFO = 1301
@@ -37,10 +39,10 @@ class Attribute(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int = Field(ge=1, le=65535)
-    name: str = ""
+    id: Int = Field(ge=1, le=65535)
+    name: str = Field("", max_length=NAME_CHARS)
     dataType: str = "BYTES"
-    length: int = Field(1, ge=0, le=65535)
+    length: Int = Field(1, ge=0, le=65535)
     operations: list[str] = Field(default_factory=lambda: ["READ"])
     value: str | None = None  # default value, as the Profile Editor writes it
 
@@ -51,10 +53,10 @@ class Mcu(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     interface: Literal["uart", "spi"] = "uart"
-    baud: int | None = 115200
+    baud: Int | None = 115200
     parity: Literal["none", "even", "odd"] = "none"
-    dataBits: Literal[7, 8] = 8
-    stopBits: Literal[1, 2] = 1
+    dataBits: Annotated[Literal[7, 8], IntegerOnly] = 8
+    stopBits: Annotated[Literal[1, 2], IntegerOnly] = 1  # not `true`, which Python takes for 1
 
     @model_validator(mode="after")
     def _baud_fits(self) -> Mcu:
@@ -68,11 +70,11 @@ class Profile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
+    description: str = Field("", max_length=DESCRIPTION_CHARS)
     mcu: Mcu = Field(default_factory=Mcu)
-    otaImageTypes: list[int] = Field(default_factory=list)
-    otaAttributeSize: int = Field(DEFAULT_ATTRIBUTE_SIZE, ge=5, le=65535)
+    otaImageTypes: list[Int] = Field(default_factory=list)
+    otaAttributeSize: Int = Field(DEFAULT_ATTRIBUTE_SIZE, ge=5, le=65535)
     attributes: list[Attribute] = Field(default_factory=list)
 
     @field_validator("otaImageTypes")
@@ -151,21 +153,14 @@ def profile_from_export(device_type: dict[str, Any], description: dict[str, Any]
     """Convert a Profile Editor export (device-type.json + device-description.json).
 
     Enabled image types are the t in 101..200 whose version attribute 2000+t is present; if any
-    is, the OTA attributes 1301 and 1302 must be present too.
+    is, the OTA attributes 1301 and 1302 must be present too. A wrong shape is refused naming
+    its file and JSON path (export_schema.py).
     """
-    services = description.get("services") if isinstance(description, dict) else None
-    if not isinstance(services, list):
-        raise OtaError(
-            400,
-            "VALIDATION",
-            "device-description.json has no 'services' list",
-            "export the profile again from the Profile Editor",
-        )
+    exported_type, exported = checked_export(device_type, description)
     raw: dict[int, dict[str, Any]] = {}
-    for service in services:
-        for attr in (service or {}).get("attributes") or []:
-            if isinstance(attr, dict) and isinstance(attr.get("id"), int):
-                raw[attr["id"]] = attr
+    for service in exported.services:
+        for attr in service.attributes:
+            raw[attr.id] = attr.model_dump()
     enabled = sorted(a - VERSION_BASE for a in raw if a - VERSION_BASE in MCU_TYPES)
     missing = [a for a in (OTA_INFO, OTA_TRANSFER) if a not in raw]
     if enabled and missing:
@@ -190,8 +185,8 @@ def profile_from_export(device_type: dict[str, Any], description: dict[str, Any]
     ]
     transfer = raw.get(OTA_TRANSFER, {}).get("length") or DEFAULT_ATTRIBUTE_SIZE
     data = {
-        "name": str((device_type or {}).get("name") or "unnamed export"),
-        "description": str((device_type or {}).get("description") or ""),
+        "name": exported_type.name or "unnamed export",
+        "description": exported_type.description or "",
         "mcu": _export_mcu(raw).model_dump(),
         "otaImageTypes": enabled,
         "otaAttributeSize": transfer,
@@ -201,23 +196,28 @@ def profile_from_export(device_type: dict[str, Any], description: dict[str, Any]
 
 
 def load_profile(path: Path | str) -> Profile:
-    """A profile from a YAML/JSON file, or from a Profile Editor export folder."""
+    """A profile from a YAML/JSON file, or from a Profile Editor export folder.
+
+    Every file is read through rig.safe_yaml (size, encoding, nesting and aliases bounded), so
+    a wrong or hostile one is a 400 naming its FILE:LINE, never a hang or a traceback."""
     path = Path(path)
     try:
         if path.is_dir():
-            device_type = json.loads((path / "device-type.json").read_text())
-            description = json.loads((path / "device-description.json").read_text())
+            device_type = json.loads(safe_yaml.read_text(path / "device-type.json"))
+            description = json.loads(safe_yaml.read_text(path / "device-description.json"))
             try:
                 return profile_from_export(device_type, description)
             except OtaError as exc:
                 raise OtaError(exc.status, exc.rule, f"{path}: {exc.message}", exc.hint) from exc
-        data = yaml.safe_load(path.read_text())
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        data = safe_yaml.load(path)
+    except (safe_yaml.YamlFileError, ValueError, RecursionError) as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        where = "" if isinstance(exc, safe_yaml.YamlFileError) else f"{path}: "
         raise OtaError(
             400,
             "VALIDATION",
-            f"cannot read profile {path}: {exc}",
+            f"cannot read profile {where}{what}",
             "give a profile YAML file or a folder with device-type.json and "
             "device-description.json",
-        ) from exc
+        ) from None
     return parse_profile(data, f"profile {path}")

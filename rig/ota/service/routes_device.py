@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from rig.ota.service.deps import device, service
 from rig.ota.service.domain import OtaService
 from rig.ota.service.http_io import StrictJsonRoute, file_response
+from rig.ota.service.limits import Int, Note
+from rig.ota.service.profiles import MCU_TYPES
 from rig.ota.states import State
 
 router = APIRouter(
@@ -21,20 +23,22 @@ Device = Depends(device)
 
 class CheckinIn(BaseModel):
     versions: dict[str, Any] = Field(
-        default_factory=dict, description='installed version number per type: {"101": "3"}'
+        default_factory=dict,
+        max_length=len(MCU_TYPES),
+        description='installed version number per type: {"101": "3"}',
     )
 
 
 class ProgressIn(BaseModel):
     state: State
-    reason: str | None = None
-    detail: str | None = None
-    bytes: int | None = Field(None, ge=0, le=2**63 - 1)
-    total: int | None = Field(None, ge=0, le=2**63 - 1)
+    reason: Note | None = None
+    detail: Note | None = None
+    bytes: Int | None = Field(None, ge=0, le=2**63 - 1)
+    total: Int | None = Field(None, ge=0, le=2**63 - 1)
 
 
 class AttributeIn(BaseModel):
-    id: int = Field(ge=1, le=65535)
+    id: Int = Field(ge=1, le=65535)
     value: Any = Field(description="any JSON value; for 2000+t: the version number, as digits")
 
 

@@ -16,8 +16,10 @@ from rig.ota.service.auth import PartnerAuth
 from rig.ota.service.deps import account, partner_id, service
 from rig.ota.service.domain import OtaService
 from rig.ota.service.errors import invalid
+from rig.ota.service.export_schema import ExportDescription, ExportDeviceType
 from rig.ota.service.fleet import EXPANSIONS
 from rig.ota.service.http_io import StrictJsonRoute
+from rig.ota.service.limits import Description, Id, Name
 from rig.ota.service.paging import PageRequest, page_params
 from rig.ota.service.profiles import Profile
 
@@ -34,20 +36,22 @@ Caller = Depends(account)
 
 
 class DeviceTypeIn(BaseModel):
-    id: str = Field(min_length=1)
-    name: str = ""
-    description: str = ""
+    id: Id
+    name: Name = ""
+    description: Description = ""
 
 
 class ExportIn(BaseModel):
-    deviceType: dict[str, Any] = Field(description="the export's device-type.json")
-    deviceDescription: dict[str, Any] = Field(description="the export's device-description.json")
+    """A Profile Editor export; a wrong shape is 422 naming its path (export_schema.py)."""
+
+    deviceType: ExportDeviceType = Field(description="the export's device-type.json")
+    deviceDescription: ExportDescription = Field(description="the export's device-description.json")
 
 
 class DeviceIn(BaseModel):
-    deviceId: str = Field(min_length=1)
-    deviceTypeId: str = Field(min_length=1)
-    accountId: str | None = None
+    deviceId: Id
+    deviceTypeId: Id
+    accountId: Id | None = None
 
 
 @local.post("/deviceTypes", status_code=201)
@@ -74,7 +78,8 @@ def publish_profile(dt: str, body: Profile, p: str = Partner, svc: OtaService = 
 @local.put("/deviceTypes/{dt}/profile/export")
 def publish_export(dt: str, body: ExportIn, p: str = Partner, svc: OtaService = Svc):
     """Publish a Profile Editor export (device-type.json + device-description.json)."""
-    return svc.publish_export(p, dt, body.deviceType, body.deviceDescription)
+    exported = body.deviceType.model_dump(), body.deviceDescription.model_dump()
+    return svc.publish_export(p, dt, *exported)
 
 
 @local.post("/devices", status_code=201)

@@ -10,9 +10,11 @@ from starlette.concurrency import run_in_threadpool
 
 from rig.ota.service.deps import partner_id, service
 from rig.ota.service.domain import OtaService
-from rig.ota.service.http_io import UPLOAD_OPENAPI, StrictJsonRoute, file_response, receive_upload
+from rig.ota.service.http_io import StrictJsonRoute, file_response
+from rig.ota.service.limits import ID_CHARS, Description, Id, Int, Link, Name, Tags, Version
 from rig.ota.service.paging import PageRequest, page_params
 from rig.ota.service.pool import parse_tags
+from rig.ota.service.uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(
     prefix="/v1/ota/partners/{partnerId}", tags=["partner"], route_class=StrictJsonRoute
@@ -26,42 +28,40 @@ TagsQuery = Query(None, description="only images carrying all of these tags: a,b
 
 
 class ImageTypeIn(BaseModel):
-    name: str = Field(min_length=1)
-    description: str = ""
-    type: int | None = Field(
-        None, description="101..200; omitted: the lowest free number", **TYPE_FIELD
-    )
+    name: Name = Field(min_length=1)
+    description: Description = ""
+    type: Int | None = Field(None, description="101..200 (R1); omitted: the lowest free number")
 
 
 class ImageTypeUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1)
-    description: str | None = None
-    type: int | None = Field(
-        None, description="must equal the path's type if given (R2)", **TYPE_FIELD
+    name: Name | None = Field(None, min_length=1)
+    description: Description | None = None
+    type: Int | None = Field(None, description="must equal the path's type if given (R2)")
+    id: str | None = Field(
+        None, max_length=ID_CHARS, description="must equal the type's id if given (R2)"
     )
-    id: str | None = Field(None, description="must equal the type's id if given (R2)")
 
 
 class Value(BaseModel):
-    value: str
+    value: Link
 
 
 class ImageIn(BaseModel):
-    name: str | None = None
-    description: str | None = None
-    type: int = Field(**TYPE_FIELD)
-    version: str | None = None
-    url: str = Field(description="the url returned by POST /binaries/moveToRepository")
-    tags: list[str] = Field(default_factory=list)
-    associations: dict[str, list[str]] | None = None
+    name: Name | None = None
+    description: Description | None = None
+    type: Int = Field(description="an image type number, 101..200 (R1, R4)")
+    version: Version | None = None
+    url: Link = Field(description="the url returned by POST /binaries/moveToRepository")
+    tags: Tags = Field(default_factory=list)
+    associations: dict[Id, list[Id]] | None = None
 
 
 class ImageUpdate(BaseModel):
-    name: str | None = None
-    description: str | None = None
-    version: str | None = None
-    url: str | None = Field(None, description="a url from POST /binaries/moveToRepository")
-    tags: list[str] | None = None
+    name: Name | None = None
+    description: Description | None = None
+    version: Version | None = None
+    url: Link | None = Field(None, description="a url from POST /binaries/moveToRepository")
+    tags: Tags | None = None
 
 
 MAX_DIGITS = 18  # the longest version number the store keeps (rig.ota.service.store)

@@ -7,20 +7,24 @@ serves requests; `LocalService` then also checks that /v1/health answers.
 
 from __future__ import annotations
 
+import copy
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from rig.ota.service.app import create_app
 from rig.ota.service.auth import PartnerAuth
 from rig.ota.service.domain import DEFAULT_MAX_IMAGE_BYTES, OtaService
 from rig.ota.service.errors import OtaError
+from rig.ota.service.limits import DEFAULT_MAX_JSON_BYTES
 from rig.ota.service.oauth import DEFAULT_TOKEN_LIFETIME_S
 
 DEFAULT_DATA_DIR = Path(".rig") / "ota"
@@ -67,9 +71,31 @@ def _url(host: str, sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(sock: socket.socket, app: object, on_started: Callable[[], None]) -> _Server:
+def _foreground_logging() -> dict[str, Any]:
+    """uvicorn's logging, plus the service's own lines (start-up sweep, clients gone, bugs) at
+    INFO on stderr: in the foreground they are the operator's only view of the service."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["rig.ota.service"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    return config
+
+
+def _server(
+    sock: socket.socket,
+    app: object,
+    on_started: Callable[[], None],
+    log_config: dict[str, Any] | None = None,
+) -> _Server:
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        **({"log_config": log_config} if log_config else {}),
     )
     return _Server(config, on_started)
 
@@ -82,6 +108,7 @@ def run(
     max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
     ready: Callable[[str], None] | None = None,
     token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
+    max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
 ) -> None:
     """Serve in the foreground until interrupted; announce the base URL once it serves.
 
@@ -89,12 +116,14 @@ def run(
     SIGINT/SIGTERM stop it gracefully; uvicorn then re-raises the signal, so Ctrl-C surfaces as
     KeyboardInterrupt and SIGTERM ends the process with the signal's exit status.
     """
-    app = create_app(Path(data_dir), partners or {}, max_image_bytes, token_lifetime_s)
+    app = create_app(
+        Path(data_dir), partners or {}, max_image_bytes, token_lifetime_s, max_json_bytes
+    )
     sock = _bind(host, port)
     url = _url(host, sock)
     announce = ready or (lambda u: print(u, flush=True))
     try:
-        _server(sock, app, lambda: announce(url)).run(sockets=[sock])
+        _server(sock, app, lambda: announce(url), _foreground_logging()).run(sockets=[sock])
     finally:
         sock.close()
 
@@ -119,9 +148,12 @@ class LocalService:
         host: str = "127.0.0.1",
         port: int = 0,
         token_lifetime_s: float = DEFAULT_TOKEN_LIFETIME_S,
+        max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.app = create_app(self.data_dir, partners, max_image_bytes, token_lifetime_s)
+        self.app = create_app(
+            self.data_dir, partners, max_image_bytes, token_lifetime_s, max_json_bytes
+        )
         self.service: OtaService = self.app.state.service
         self._host, self._port = host, port
         self._started = threading.Event()

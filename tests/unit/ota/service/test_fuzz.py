@@ -7,6 +7,12 @@ objects built from the request schema's properties). Each request carries the cr
 path wants (partner bearer token, or `Device <secret>`), sometimes a wrong or missing one. The
 contract (docs/ota-api.md): never a 500 for bad input; every 4xx is JSON with `rule` and
 `message`. Failures found this way are kept below as explicit regression tests.
+
+A second run per JSON operation sends hostile bodies (docs/ota-api.md, "Limits"): a valid body
+with one declared field made a boolean where an integer goes, a string past its `maxLength`
+(or just huge), an array past its `maxItems` (or just huge), or the whole body past the JSON
+limit. Besides no 5xx: the boolean and anything past a declared bound is a 4xx, and a body past
+the limit is 413 TOO_LARGE.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ EXPORT = REPO / "fixtures" / "profiles" / "afBlink_Modulo-1B_UART"
 TOKEN, OTHER_TOKEN = "fuzz-token-1", "fuzz-token-2"
 PARTNERS = [PartnerAuth("lab", TOKEN), PartnerAuth("other", OTHER_TOKEN)]
 MAX_IMAGE_BYTES = 64 * 1024
+MAX_JSON_BYTES = 32 * 1024  # small, so bodies over it are cheap to send
 EXAMPLES_PER_OPERATION = int(os.environ.get("RIG_FUZZ_EXAMPLES", "30"))  # more: a deeper run
 FUZZ = settings(
     max_examples=EXAMPLES_PER_OPERATION,
@@ -45,15 +52,14 @@ FUZZ = settings(
 )
 
 
-def _document_operations() -> list[tuple[str, str]]:
-    """(METHOD, path template) of every operation, read from the app's own OpenAPI document."""
+def _document() -> dict[str, Any]:
+    """The app's own OpenAPI document."""
     with tempfile.TemporaryDirectory() as folder:
         app = create_app(Path(folder), PARTNERS)
         try:
-            doc = app.openapi()
+            return app.openapi()
         finally:
             app.state.service.close()
-    return _ota_operations(doc)
 
 
 def _ota_operations(doc: dict[str, Any]) -> list[tuple[str, str]]:
@@ -67,7 +73,8 @@ def _ota_operations(doc: dict[str, Any]) -> list[tuple[str, str]]:
     )
 
 
-OPERATIONS = _document_operations()
+DOCUMENT = _document()
+OPERATIONS = _ota_operations(DOCUMENT)
 
 
 class Lab:
@@ -130,7 +137,9 @@ class Lab:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Lab]:
-    with LocalService(tmp_path / "ota", PARTNERS, MAX_IMAGE_BYTES) as svc:
+    with LocalService(
+        tmp_path / "ota", PARTNERS, MAX_IMAGE_BYTES, max_json_bytes=MAX_JSON_BYTES
+    ) as svc:
         api = Lab(svc)
         try:
             yield api
@@ -423,6 +432,127 @@ def test_no_input_gets_a_5xx(api: Lab, doc: dict[str, Any], method: str, templat
         kwargs.setdefault("headers", {}).update({**headers, **api.auth(path, kind)})
         response = api.http.request(method, path, params=query, **kwargs)
         check_answer(response, f"{method} {path} {query} {kwargs}")
+
+    run()
+
+
+# -- hostile bodies: mistyped and oversized ------------------------------------------------------
+
+
+def _alternatives(bodies: Bodies, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    schema = bodies._resolve(schema)
+    return [bodies._resolve(s) for s in schema.get("anyOf", [])] or [schema]
+
+
+def _declared_fields(
+    bodies: Bodies, schema: dict[str, Any], path: tuple[Any, ...] = ()
+) -> list[tuple[tuple[Any, ...], list[dict[str, Any]]]]:
+    """(path, schema alternatives) of every declared field, arrays entered at item 0."""
+    found = []
+    for kind in _alternatives(bodies, schema):
+        if len(path) > 6:
+            break
+        if kind.get("type") == "object":
+            for name, sub in kind.get("properties", {}).items():
+                found.append(((*path, name), _alternatives(bodies, sub)))
+                found += _declared_fields(bodies, sub, (*path, name))
+        elif kind.get("type") == "array" and "items" in kind:
+            found += _declared_fields(bodies, kind["items"], (*path, 0))
+    return found
+
+
+def _put(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    """`body` with `value` at `path`, making the containers on the way as needed."""
+    if not path:
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(key, int):
+        node = list(body) if isinstance(body, list) else []
+        node += [{}] * (key + 1 - len(node))
+    else:
+        node = dict(body) if isinstance(body, dict) else {}
+    node[key] = _put(node[key] if isinstance(key, int) else node.get(key), rest, value)
+    return node
+
+
+def _bound(kinds: list[dict[str, Any]], kind: str, key: str) -> int | None:
+    bounds = [k[key] for k in kinds if k.get("type") == kind and key in k]
+    return max(bounds) if bounds else None
+
+
+@st.composite
+def _hostile_body(
+    draw: st.DrawFn, fields: list[tuple[tuple[Any, ...], list[dict[str, Any]]]], valid: Any
+) -> tuple[str, Any, bool]:
+    """(what was done, the body, whether it must be refused with a 4xx)."""
+    ints = [f for f in fields if any(k.get("type") == "integer" for k in f[1])]
+    texts = [f for f in fields if any(k.get("type") == "string" for k in f[1])]
+    arrays = [f for f in fields if any(k.get("type") == "array" for k in f[1])]
+    kinds = ["over the body limit", "deep"]
+    kinds += ["boolean for an integer"] * bool(ints) + ["huge string"] * bool(texts)
+    kinds += ["huge array"] * bool(arrays)
+    kind = draw(st.sampled_from(kinds))
+    if kind == "over the body limit":
+        pad = "x" * draw(st.integers(MAX_JSON_BYTES, 4 * MAX_JSON_BYTES))
+        return kind, _put(valid, ("pad",), pad) if isinstance(valid, dict) else [pad], True
+    if kind == "deep":
+        depth = draw(st.integers(50, 900))
+        return kind, _put(valid, (draw(st.sampled_from(["x", "name"])),), _nested(depth)), False
+    if kind == "boolean for an integer":
+        path, _ = draw(st.sampled_from(ints))
+        return f"{kind} at {path}", _put(valid, path, draw(st.booleans())), True
+    if kind == "huge string":
+        path, alternatives = draw(st.sampled_from(texts))
+        bound = _bound(alternatives, "string", "maxLength")
+        size = (bound or 0) + draw(st.integers(1, 3 * MAX_JSON_BYTES))
+        return f"{kind} ({size}) at {path}", _put(valid, path, "é" * size), bound is not None
+    path, alternatives = draw(st.sampled_from(arrays))
+    bound = _bound(alternatives, "array", "maxItems")
+    size = (bound or 0) + draw(st.integers(1, 20_000))
+    item = draw(st.sampled_from([0, "t", True, None, {}]))
+    return f"{kind} ({size}) at {path}", _put(valid, path, [item] * size), bound is not None
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+JSON_OPERATIONS = [  # every operation with a JSON body
+    (m, p)
+    for m, p in OPERATIONS
+    if "application/json"
+    in DOCUMENT["paths"][p][m.lower()].get("requestBody", {}).get("content", {})
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "template"), JSON_OPERATIONS, ids=[f"{m} {p}" for m, p in JSON_OPERATIONS]
+)
+def test_oversized_and_mistyped_bodies_get_a_4xx_never_a_5xx(
+    api: Lab, doc: dict[str, Any], method: str, template: str
+) -> None:
+    operation = doc["paths"][template][method.lower()]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    bodies = Bodies(doc, api)
+    fields = _declared_fields(bodies, schema)
+    valid = api.valid_body(method, template)
+    path = _real_path(api, template)
+    headers = {"Content-Type": "application/json", **api.auth(path, "right")}
+
+    @FUZZ
+    @given(hostile=_hostile_body(fields, valid))
+    def run(hostile: tuple[str, Any, bool]) -> None:
+        what, body, refused = hostile
+        text = json.dumps(body)
+        response = api.http.request(method, path, content=text.encode(), headers=headers)
+        check_answer(response, f"{method} {path} with {what} ({len(text)} bytes)")
+        if refused:
+            assert 400 <= response.status_code < 500, f"{what} was taken: {response.text[:300]}"
+        if len(text) > MAX_JSON_BYTES:
+            assert (response.status_code, response.json()["rule"]) == (413, "TOO_LARGE"), what
 
     run()
 
