@@ -1,10 +1,12 @@
-"""A board's serial console: any pyserial URL, read continuously, logged, searched with pexpect.
+"""A board's serial console: any pyserial URL, read continuously, logged, searched for patterns.
 
-A reader thread owns the port. It timestamps every line into the board's log file and hands the
-bytes to pexpect, so nothing printed between two `expect` calls is lost and the log is complete
-even when no test is looking. The port stays open across the board's power cycles; if the
-adapter itself vanishes (a USB serial adapter powered from the board), the thread waits for it
-to come back and reopens it.
+A reader thread owns the port while nobody waits: it timestamps every line into the board's log
+file and queues the bytes, so nothing printed between two `expect` calls is lost and the log is
+complete even when no test is looking. While an `expect` waits on a local port, the waiting
+thread reads the port itself (after what the reader queued), logs it the same way and searches
+it: no hand-over between threads on the way from the wire to the match. The port stays open
+across the board's power cycles; if the adapter itself vanishes (a USB serial adapter powered
+from the board), the reader thread waits for it to come back and reopens it.
 """
 
 from __future__ import annotations
@@ -13,27 +15,21 @@ import collections
 import contextlib
 import os
 import re
+import select
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
-import pexpect
 import serial
-from pexpect.spawnbase import SpawnBase
 
 from rig.errors import RigError
+from rig.instruments.console_io import READ_CHUNK, nonblocking_fd, read_burst, reader_read
+from rig.instruments.console_text import Received, Search
 
-READ_CHUNK = 64 * 1024  # pexpect takes this much at most per step (and the reader per read)
-SEARCH_WINDOW = 256 * 1024  # how far back a regex is searched: keeps long logs linear
 UNREAD_LIMIT = 64 * 1024 * 1024  # unread bytes kept for expect; the log keeps everything
 REOPEN_POLL_S = 0.2
-BATCH_WAIT_S = 0.001  # the longest a step waits for a bigger batch (see _Feed.read_nonblocking)
-FLOOD_BYTES = 2048  # a step this big means the port floods (a 115200-baud UART gives a few bytes)
-BIG_WINDOW = 64 * 1024  # unmatched text from which each regex step is worth batching
-
-# pexpect searches only the last SEARCH_WINDOW characters of one step's data: a smaller window
-# would miss a match early in a big step.
-assert SEARCH_WINDOW >= READ_CHUNK
+PUMP_POLL_S = 1.0  # the reader thread's longest sleep in select (close() wakes it at once)
 
 
 class ConsoleError(RigError):
@@ -60,77 +56,12 @@ class ConsoleTimeout(ConsoleError):
         self.log_path = log_path
 
 
-class _Text:
-    """The part of io.StringIO that pexpect uses for its buffers, kept as a list of str.
-
-    Once seeked and read, StringIO holds UCS-4: reading back a regex's 256 KiB search window after
-    every step converted a megabyte each time. Here an append is a list append, a read one join.
-    """
-
-    __slots__ = ("_parts", "_pos", "_size")
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-        self._size = self._pos = 0
-
-    def getvalue(self) -> str:
-        parts = self._parts
-        if len(parts) > 1:
-            parts[:] = ["".join(parts)]
-        return parts[0] if parts else ""
-
-    def write(self, s: str) -> int:
-        if self._pos == self._size:
-            self._parts.append(s)
-            self._size += len(s)
-        else:  # overwrite from the position, as StringIO does (pexpect only ever appends)
-            text = self.getvalue()
-            self._parts = [text[: self._pos] + s + text[self._pos + len(s) :]]
-            self._size = max(self._size, self._pos + len(s))
-        self._pos += len(s)
-        return len(s)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, pos: int) -> int:
-        self._pos = pos
-        return pos
-
-    def read(self) -> str:
-        text = self.getvalue()[self._pos :]
-        self._pos = self._size
-        return text
+class _Timeout(Exception):
+    pass
 
 
-class _Feed(SpawnBase):
-    """pexpect's matching engine, fed by the console's reader thread instead of a child fd."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__(
-            timeout=10,
-            maxread=READ_CHUNK,
-            searchwindowsize=SEARCH_WINDOW,
-            encoding="utf-8",
-            codec_errors="replace",
-        )
-        self.delayafterread = None  # pexpect sleeps 100 µs per read by default
-        self.buffer_type = _Text
-        self._buffer, self._before = _Text(), _Text()
-        self._console = console
-        self._last_step = 0
-
-    def read_nonblocking(self, size: int = 1, timeout: float | None = None) -> str:
-        # Each step re-searches a regex's whole window (up to SEARCH_WINDOW), and wakes this thread
-        # to take the GIL from the reader: while the port floods, or once the window is large,
-        # wait up to BATCH_WAIT_S for a full step instead of stepping after every chunk.
-        flooding = self._last_step >= FLOOD_BYTES or self._buffer.tell() >= BIG_WINDOW
-        data = self._console._take(size, timeout, size if flooding else 1)
-        self._last_step = len(data)
-        return self._decoder.decode(data, final=False)
-
-    def send(self, s: str | bytes) -> int:
-        return self._console.write(s if isinstance(s, bytes) else s.encode())
+class _Closed(Exception):
+    pass
 
 
 class Console:
@@ -145,17 +76,20 @@ class Console:
         self.log_path = log_path
         self.newline = "\r\n"
         self._port: serial.SerialBase | None = None
+        self._fd: int | None = None  # the port's fd when an expect may read it directly
         self._log = None
+        self._log_lock = threading.Lock()
         self._line_start = True
         self._chunks: collections.deque[bytes] = collections.deque()
         self._unread = 0
-        self._want = 1
         self._cond = threading.Condition()
+        # Who reads a local port: the reader thread, or a waiting expect (which then holds it).
+        self._reading = threading.Lock()
         self._closing = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()  # written once by close(): wakes every select
         self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._feed = _Feed(self)
-        self._compiled: dict[object, list] = {}
+        self._received = Received()
         self.reopened = 0  # how many times the port came back after vanishing
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -166,7 +100,7 @@ class Console:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the console
         try:
-            self._port = self._open_port()
+            self._adopt(self._open_port())
         except (serial.SerialException, OSError, ValueError) as exc:
             missing = "://" not in self.url and not os.path.exists(self.url)
             raise ConsoleError(
@@ -181,22 +115,31 @@ class Console:
         return self
 
     def close(self) -> None:
-        self._closing.set()
+        if not self._closing.is_set():
+            self._closing.set()
+            os.write(self._wake_w, b"x")
         port = self._port
         if port is not None:
             with contextlib.suppress(Exception):
                 port.cancel_read()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self._port is not None:
-            with contextlib.suppress(Exception):
-                self._port.close()
+        with self._reading:  # an expect reading the port has seen the wake-up and let go
+            if self._port is not None:
+                with contextlib.suppress(Exception):
+                    self._port.close()
         with self._cond:
             self._cond.notify_all()
         if self._log is not None:
             self.mark("console closed")
-            self._log.close()
-            self._log = None
+            with self._log_lock:
+                self._log.close()
+                self._log = None
+
+    def __del__(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def __enter__(self) -> Console:
         return self.open()
@@ -207,32 +150,40 @@ class Console:
     def _open_port(self) -> serial.SerialBase:
         return serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1)
 
+    def _adopt(self, port: serial.SerialBase | None) -> None:
+        self._port, self._fd = port, nonblocking_fd(port)
+
     # -- reader thread -------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        port, fd = None, None
         while not self._closing.is_set():
-            if self._port is not port:
-                port = self._port
-                fd = _nonblocking_fd(port)
+            port, fd = self._port, self._fd
             if port is None:
                 self._wait_for_port()
                 continue
             try:
-                data = _read(port, fd)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if fd is None:  # a URL handler: pyserial reads it (blocking, cancelled by close)
+                    data = port.read(max(1, port.in_waiting))
+                    if data:
+                        self._deliver(data)
+                    continue
+                if not self._poller(fd).poll(PUMP_POLL_S * 1000) or self._closing.is_set():
+                    continue
+                with self._reading:  # blocks while an expect reads the port itself
+                    if self._port is port:
+                        self._deliver(reader_read(port, fd))
+            except (serial.SerialException, OSError, TypeError, AttributeError, ValueError) as exc:
                 if self._closing.is_set():
                     return
                 self._lost(exc)
-                continue
-            if data:
-                self._deliver(data)
 
     def _lost(self, exc: Exception) -> None:
         self.mark(f"console port lost ({exc}); waiting for it to come back")
-        port, self._port = self._port, None
-        with contextlib.suppress(Exception):
-            port.close()
+        with self._reading:
+            port = self._port
+            self._adopt(None)
+            with contextlib.suppress(Exception):
+                port.close()
 
     def _wait_for_port(self) -> None:
         """Poll until the adapter is back (a USB serial device re-enumerating), then reopen."""
@@ -240,15 +191,32 @@ class Console:
             if "://" not in self.url and not os.path.exists(self.url):
                 continue
             try:
-                self._port = self._open_port()
+                port = self._open_port()
             except (serial.SerialException, OSError):
                 continue
+            with self._reading:
+                self._adopt(port)
             self.reopened += 1
             self.mark(f"console port reopened: {self.url}")
             return
 
     def _deliver(self, data: bytes) -> None:
-        if self._log is not None:
+        """Log what the reader thread read and queue it for the next expect."""
+        if not data:
+            return
+        self._log_bytes(data)
+        with self._cond:
+            self._chunks.append(data)
+            self._unread += len(data)
+            while self._unread > UNREAD_LIMIT:
+                self._unread -= len(self._chunks.popleft())
+            self._cond.notify()
+
+    def _log_bytes(self, data: bytes) -> None:
+        """Every byte received, each line stamped with the time it came."""
+        with self._log_lock:
+            if self._log is None:
+                return
             prefix = datetime.now().isoformat(sep=" ", timespec="milliseconds").encode() + b" "
             body = data.replace(b"\n", b"\n" + prefix)
             if self._line_start:
@@ -258,49 +226,19 @@ class Console:
                 body = body[: -len(prefix)]
             self._log.write(body)
             self._log.flush()
-        with self._cond:
-            self._chunks.append(data)
-            self._unread += len(data)
-            while self._unread > UNREAD_LIMIT:
-                self._unread -= len(self._chunks.popleft())
-            if self._unread >= self._want:
-                self._cond.notify()
-
-    def _take(self, size: int, timeout: float | None, want: int = 1) -> bytes:
-        """Called by pexpect: up to `size` unread bytes, waiting at most `timeout`."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._chunks or self._closing.is_set(), timeout):
-                raise pexpect.TIMEOUT("console read timed out")
-            if not self._chunks:
-                raise pexpect.EOF("console closed")
-            if want > self._unread:
-                self._want = want
-                self._cond.wait_for(
-                    lambda: self._unread >= want or self._closing.is_set(), BATCH_WAIT_S
-                )
-                self._want = 1
-            taken, total = [], 0
-            while self._chunks and total < size:
-                chunk = self._chunks.popleft()
-                if total + len(chunk) > size:
-                    chunk, rest = chunk[: size - total], chunk[size - total :]
-                    self._chunks.appendleft(rest)
-                taken.append(chunk)
-                total += len(chunk)
-            self._unread -= total
-            return b"".join(taken)
 
     # -- what tests use ------------------------------------------------------------------------
 
     def mark(self, text: str) -> None:
         """Write a note of rig's own into the log (power events, test boundaries)."""
-        if self._log is None:
-            return
-        stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds")
-        lead = b"" if self._line_start else b"\n"
-        self._log.write(lead + f"{stamp} [rig] {text}\n".encode())
-        self._log.flush()
-        self._line_start = True
+        with self._log_lock:
+            if self._log is None:
+                return
+            stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds")
+            lead = b"" if self._line_start else b"\n"
+            self._log.write(lead + f"{stamp} [rig] {text}\n".encode())
+            self._log.flush()
+            self._line_start = True
 
     def write(self, data: bytes) -> int:
         port = self._port
@@ -322,52 +260,127 @@ class Console:
         with self._cond:
             self._chunks.clear()
             self._unread = 0
-        self._feed._buffer = self._feed.buffer_type()
-        self._feed._before = self._feed.buffer_type()
+        self._received.clear()
         self.mark("earlier unread output discarded")
 
     def sendline(self, text: str = "") -> None:
         self.mark(f">> {text}")
         self.write((text + self.newline).encode())
 
+    @property
+    def before(self) -> str:
+        """The text received between the previous match and the last one."""
+        return self._received.before
+
     def expect(self, pattern: str | re.Pattern[str], timeout: float = 10.0) -> re.Match[str]:
-        """Wait for a regular expression; returns the match."""
-        compiled = self._compiled.get(pattern)
-        if compiled is None:
-            compiled = self._compiled[pattern] = self._feed.compile_pattern_list(pattern)
-        self._run(lambda: self._feed.expect_list(compiled, timeout=timeout), pattern, timeout)
-        return self._feed.match
+        """Wait for a regular expression; returns the match. A str without regex syntax is
+        looked for as plain text (faster; the same match)."""
+        self._wait(Search(pattern), timeout)
+        match = self._received.match
+        assert match is not None
+        return match
 
     def expect_exact(self, text: str, timeout: float = 10.0) -> str:
-        """Wait for a literal string (faster than a pattern, no escaping needed)."""
-        # No search window: pexpect then searches each step plus len(text) - 1 characters before
-        # it, so a literal is looked for everywhere since the last match, each character once.
-        self._run(
-            lambda: self._feed.expect_exact(text, timeout=timeout, searchwindowsize=None),
-            text,
-            timeout,
-        )
+        """Wait for a literal string (no escaping needed)."""
+        self._wait(Search(text, exact=True), timeout)
         return text
 
-    def _run(self, step, pattern: object, timeout: float) -> None:
+    # -- waiting -------------------------------------------------------------------------------
+
+    def _wait(self, search: Search, timeout: float) -> None:
         try:
-            step()
-        except pexpect.TIMEOUT:
+            if self._received.search(search):
+                return
+            deadline = time.monotonic() + timeout
+            if self._fd is not None:
+                with self._reading:
+                    if self._read_until(search, deadline):
+                        return
+            # a URL handler, or a local port in trouble: what the reader thread hands over
+            while not self._received.feed(self._take(deadline), search):
+                pass
+        except _Timeout:
             tail = self._tail()
+            pattern = search.pattern
             raise ConsoleTimeout(
                 self._timeout_message(pattern, timeout, tail),
                 pattern=pattern.pattern if isinstance(pattern, re.Pattern) else str(pattern),
                 timeout_s=timeout, tail=tail, log_path=self.log_path,
             ) from None  # fmt: skip
-        except pexpect.EOF:
+        except _Closed:
             raise ConsoleError(
-                f"{self.name}: console {self.url} was closed while waiting for {_shown(pattern)}"
+                f"{self.name}: console {self.url} was closed while waiting for "
+                f"{_shown(search.pattern)}"
             ) from None
+
+    def _read_until(self, search: Search, deadline: float) -> bool:
+        """Holding `_reading`: what the reader queued, then the port itself, until a match;
+        False if the port is in trouble (the reader thread then finds out what happened)."""
+        fd = self._fd
+        if fd is None:
+            return False
+        received = self._received
+        poller = self._poller(fd)
+        while True:
+            data = self._take_queued()
+            if not data:
+                if self._closing.is_set():
+                    raise _Closed
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Timeout
+                if not poller.poll(left * 1000 + 1):
+                    continue
+                if self._closing.is_set():
+                    raise _Closed
+                try:
+                    data = read_burst(fd)
+                except OSError:
+                    return False
+                if data is None:
+                    continue
+                if not data:
+                    return False
+                self._log_bytes(data)
+            if received.feed(data, search):
+                return True
+
+    def _poller(self, fd: int) -> select.poll:
+        """A poll of the port and of close()'s wake-up (poll: select() fails on fds >= 1024)."""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        return poller
+
+    def _take_queued(self) -> bytes:
+        """The oldest chunk the reader thread queued (one search step), or b"" if none."""
+        if not self._chunks:
+            return b""
+        with self._cond:
+            return self._pop()
+
+    def _take(self, deadline: float) -> bytes:
+        """The oldest queued chunk, waiting for the reader thread until `deadline`."""
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: self._chunks or self._closing.is_set(), deadline - time.monotonic()
+            ):
+                raise _Timeout
+            if not self._chunks:
+                raise _Closed
+            return self._pop()
+
+    def _pop(self) -> bytes:
+        chunk = self._chunks.popleft() if self._chunks else b""
+        if len(chunk) > READ_CHUNK:
+            chunk, rest = chunk[:READ_CHUNK], chunk[READ_CHUNK:]
+            self._chunks.appendleft(rest)
+        self._unread -= len(chunk)
+        return chunk
 
     def _tail(self) -> tuple[str, ...]:
         """The last lines received since the previous match (what a timeout has to show)."""
-        before = self._feed.before or ""
-        return tuple(before[-1500:].splitlines()[-15:])
+        return tuple(self._received.tail(1500).splitlines()[-15:])
 
     def _timeout_message(self, pattern: object, timeout: float, tail: tuple[str, ...]) -> str:
         shown_tail = "\n".join(f"    | {line}" for line in tail) or "    (nothing received)"
@@ -376,33 +389,6 @@ class Console:
             f"{timeout:g} s.\n  last lines received since the previous match:\n{shown_tail}\n"
             f"  full log: {self.log_path or '(no log file)'}"
         )
-
-
-def _nonblocking_fd(port: serial.SerialBase | None) -> int | None:
-    """The fd of a local POSIX port, which pyserial keeps non-blocking; None for anything else."""
-    if type(port) is not serial.Serial:  # a URL handler, or a subclass that reads differently
-        return None
-    fd = getattr(port, "fd", None)
-    try:
-        return fd if isinstance(fd, int) and not os.get_blocking(fd) else None
-    except OSError:
-        return None
-
-
-def _read(port: serial.SerialBase, fd: int | None) -> bytes:
-    """What the port has; blocks (in pyserial, so close() can cancel it) only when it has nothing.
-
-    While a local port floods, one os.read per chunk instead of pyserial's ioctl + select + read:
-    the reader shares the GIL with expect, so its cost per chunk bounds the console's throughput.
-    """
-    if fd is not None:
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            data = b""
-        if data:  # empty is "nothing yet" (VMIN 0) or a vanished adapter: pyserial tells which
-            return data
-    return port.read(max(1, port.in_waiting))
 
 
 def _shown(pattern: object) -> str:

@@ -145,3 +145,104 @@ def test_socket_url_console(tmp_path):
     thread.join(timeout=3)  # the board hangs up once the console has closed
     server.close()
     assert received == [b"version\r\n"]
+
+
+STAMP = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ")
+
+
+def logged_stream(log_path) -> bytes:
+    """The log without its timestamps and rig's own notes: the bytes the board sent."""
+    out = []
+    for line in log_path.read_bytes().splitlines(keepends=True):
+        stamp = STAMP.match(line)
+        assert stamp, f"log line without a timestamp: {line!r}"
+        if not line.startswith(b"[rig] ", stamp.end()):
+            out.append(line[stamp.end() :])
+    return b"".join(out)
+
+
+def test_plain_text_expect_returns_a_match_and_the_text_before_it(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"boot\r\nversion 2.4.1 (a.b)\r\n")
+    match = console.expect(r"version (\S+) \(a.b\)", timeout=2)  # regex syntax: a regex
+    assert match.group(1) == "2.4.1"
+    os.write(master, b"login: ")
+    match = console.expect("login:", timeout=2)  # no regex syntax: looked for as plain text
+    assert isinstance(match, re.Match) and match.group(0) == "login:"
+    assert match.groupdict() == {} and console.before == "\r\n"
+
+
+def test_expect_exact_takes_regex_syntax_as_text(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"axb [ok] a.b\r\n")
+    assert console.expect_exact("a.b", timeout=2) == "a.b"
+    assert console.before == "axb [ok] "
+
+
+def test_the_log_holds_every_byte_whoever_read_it(pty_pair, console):
+    """Bytes read by the reader thread while nobody waits, and by an expect reading the port
+    itself, land in the log once each and in order."""
+    master, _ = pty_pair
+    sent = []
+
+    def send(data: bytes) -> None:
+        sent.append(data)
+        os.write(master, data)
+
+    send(b"unwatched 1\r\nunwatched 2 (no newline yet)")
+    wait_until(lambda: b"no newline yet" in logged_stream(console.log_path), what="reader")
+    send(b"\r\n")
+    for i in range(200):
+        send(b"line %03d [x] \xc2\xb5s\r\n" % i)
+        if i % 7 == 0:
+            console.expect(f"line {i:03d}", timeout=2)
+    console.expect(r"line 199 \[x\] µs\r\n", timeout=2)
+    send(b"tail without a match\r\n")
+    wait_until(lambda: b"without a match" in logged_stream(console.log_path), what="tail")
+    console.close()
+    assert logged_stream(console.log_path) == b"".join(sent)
+
+
+def test_plain_text_timeout_shows_pattern_tail_and_log_path(pty_pair, console):
+    master, _ = pty_pair
+    os.write(master, b"booting\r\nalmost ready\r\n")
+    with pytest.raises(ConsoleTimeout) as caught:
+        console.expect("login:", timeout=0.3)
+    error = caught.value
+    assert "'login:' did not appear within 0.3 s" in str(error)
+    assert "| almost ready" in str(error) and str(console.log_path) in str(error)
+    assert error.pattern == "login:" and error.tail == ("booting", "almost ready")
+    assert error.log_path == console.log_path
+    os.write(master, b"login: ")
+    assert console.expect("login:", timeout=2).group(0) == "login:"  # the text is still there
+    assert console.before == "booting\r\nalmost ready\r\n"
+
+
+def test_close_wakes_an_expect_waiting_on_the_port(pty_pair, console):
+    errors = []
+
+    def wait() -> None:
+        try:
+            console.expect("never printed", timeout=30)
+        except ConsoleError as exc:
+            errors.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    wait_until(console._reading.locked, what="the expect to read the port")
+    console.close()
+    waiter.join(timeout=5)
+    assert not waiter.is_alive()
+    assert "was closed while waiting for 'never printed'" in str(errors[0])
+    assert not isinstance(errors[0], ConsoleTimeout)
+
+
+def test_round_trips_answered_on_the_port(pty_pair, console):
+    master, _ = pty_pair
+    for i in range(50):
+        console.sendline(f"ping {i}")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += os.read(master, 100)
+        os.write(master, got.replace(b"ping", b"pong"))
+        assert console.expect(f"pong {i}\r\n", timeout=2).group(0) == f"pong {i}\r\n"
