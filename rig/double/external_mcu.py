@@ -36,11 +36,14 @@ class ExternalMcu:
         self._port: serial.SerialBase | None = None
         self._master: int | None = None
         self.path = device
+        self._poll: select.poll | None = None
         if device == "pty":
             self._master, slave = os.openpty()
             tty.setraw(slave)
             self.path = os.ttyname(slave)
             self._slave = slave  # kept open: the master reads no EIO while the MCU restarts
+            self._poll = select.poll()  # not select(): descriptors past 1024 in a big double
+            self._poll.register(self._master, select.POLLIN)
         else:
             try:
                 self._port = serial.serial_for_url(device, baudrate=baud, timeout=0.05)
@@ -92,8 +95,8 @@ class ExternalMcu:
 
     def _read_some(self) -> bytes:
         try:
-            if self._master is not None:
-                ready, _, _ = select.select([self._master], [], [], 0.05)
+            if self._master is not None and self._poll is not None:
+                ready = self._poll.poll(50)  # ms: how soon close() is noticed
                 return os.read(self._master, READ_SIZE) if ready else b""
             assert self._port is not None
             return self._port.read(READ_SIZE)

@@ -16,16 +16,17 @@ also prints `reset reason: brownout` after the banner (a normal boot's banner is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
-import select
 import threading
 import time
 import tty
 from collections.abc import Callable
 from enum import IntEnum
 
+from rig.double.reactor import Reactor
 from rig.double.spec import EmulatedBoardSpec
 
 OFF, BOOTING, IDLE = "off", "booting", "idle"
@@ -57,6 +58,7 @@ class EmulatedMcu:
         firmware: Callable[[], str] | None = None,
         on_power: Callable[[bool], None] | None = None,
         on_boot: Callable[[], None] | None = None,
+        reactor: Reactor | None = None,
     ) -> None:
         self.spec = spec
         self._firmware = firmware or (lambda: spec.firmware_version)  # what the flash runs
@@ -67,10 +69,12 @@ class EmulatedMcu:
         tty.setraw(self._slave)  # no echo, no CR/LF translation until a client configures it
         os.set_blocking(self._master, False)
         self.port = os.ttyname(self._slave)
-        self._wake_r, self._wake_w = os.pipe()
+        self._own_reactor = reactor is None  # alone (a unit test): its own reactor
+        self._reactor = reactor or Reactor(name=f"mcu-{spec.name}")
         self._cond = threading.Condition()
         self._state = OFF
         self._closed = False
+        self._boots = 0  # counts boots: a banner timer of an earlier boot does nothing
         self._boot_at = 0.0  # when power came on (or the last reboot): uptime counts from here
         self._banner_at: float | None = None
         self._input = b""
@@ -78,12 +82,11 @@ class EmulatedMcu:
         self._down_because = ResetReason.POWER_ON  # what the next power-up will report
         self.dropped_bytes = 0  # output lost because nobody read the console
         self.commands_handled = 0
-        self._threads = [
-            threading.Thread(target=self._boot_loop, name=f"mcu-boot-{spec.name}", daemon=True),
-            threading.Thread(target=self._read_loop, name=f"mcu-read-{spec.name}", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        try:
+            self._reactor.add_reader(self._master, self._on_input)
+        except BaseException:
+            self._close_fds()
+            raise
 
     @property
     def state(self) -> str:
@@ -121,17 +124,21 @@ class EmulatedMcu:
         return self._rng.uniform(-0.00005, 0.00005)
 
     def close(self) -> None:
-        """Stop both threads and close the terminal. Safe to call twice."""
+        """Stop reading the console and close the terminal. Safe to call twice."""
         with self._cond:
             if self._closed:
                 return
             self._closed, self._state = True, OFF
             self._cond.notify_all()
-        os.write(self._wake_w, b"x")
-        for thread in self._threads:
-            thread.join()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+        with contextlib.suppress(RuntimeError):  # the reactor is gone: nothing reads the pty
+            self._reactor.remove(self._master)
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._master, self._slave):
             os.close(fd)
+        if self._own_reactor:
+            self._reactor.close()
 
     def __enter__(self) -> EmulatedMcu:
         return self
@@ -159,6 +166,9 @@ class EmulatedMcu:
         now = time.monotonic()
         self._state, self._boot_at, self._banner_at = BOOTING, now, now + self.spec.boot_s
         self._input = b""
+        self._boots += 1
+        boot = self._boots
+        self._reactor.call_at(self._banner_at, lambda: self._booted(boot))
         self._cond.notify_all()
 
     def _write_lines(self, *lines: str) -> None:
@@ -194,50 +204,37 @@ class EmulatedMcu:
         else:
             self._write_lines(f"unknown command: {command}")
 
-    # -- threads -------------------------------------------------------------------------------
+    # -- in the reactor thread ----------------------------------------------------------------
 
-    def _boot_loop(self) -> None:
-        """Turn BOOTING into IDLE when the boot time is up, printing the banner."""
+    def _booted(self, boot: int) -> None:
+        """The boot time is up: BOOTING becomes IDLE, the banner comes, the firmware runs."""
         with self._cond:
-            while not self._closed:
-                if self._state == BOOTING and self._banner_at is not None:
-                    remaining = self._banner_at - time.monotonic()
-                    if remaining <= 0:
-                        self._state, self._banner_at = IDLE, None
-                        self._banner()
-                        if self._on_boot is not None:
-                            self._cond.release()  # the hook talks to the link: not under our lock
-                            try:
-                                self._on_boot()
-                            finally:
-                                self._cond.acquire()
-                        continue
-                    self._cond.wait(remaining)
-                else:
-                    self._cond.wait()
+            if self._closed or boot != self._boots or self._state != BOOTING:
+                return  # powered off, or rebooted since: a later timer is due
+            self._state, self._banner_at = IDLE, None
+            self._banner()
+            self._cond.notify_all()
+        if self._on_boot is not None:  # talks to the link (board locks): on a worker
+            self._reactor.submit(self._on_boot)
 
-    def _read_loop(self) -> None:
+    def _on_input(self) -> None:
         """Take what the client typed; answer whole lines while the firmware is running."""
-        while True:
-            ready, _, _ = select.select([self._master, self._wake_r], [], [])
-            if self._wake_r in ready:
-                return
-            try:
-                data = os.read(self._master, 4096)
-            except BlockingIOError:
-                continue
-            except OSError:  # cannot happen while we hold the slave open; do not spin if it does
-                select.select([self._wake_r], [], [])
-                return
-            with self._cond:
-                if self._state != IDLE:
-                    continue  # off or booting: nothing is listening on the UART
-                *lines, self._input = _LINE_END.split(self._input + data)
-                if len(self._input) > MAX_INPUT_LINE:
-                    self._input = b""
-                for raw in lines:
-                    command = raw.decode("ascii", "replace").strip()
-                    if command and self._state == IDLE:  # `reboot` stops the rest of the chunk
-                        self._answer(command)
-                if self._state != IDLE:
-                    self._input = b""
+        try:
+            data = os.read(self._master, 4096)
+        except BlockingIOError:
+            return
+        except OSError:  # cannot happen while we hold the slave open; do not spin if it does
+            self._reactor.remove(self._master)
+            return
+        with self._cond:
+            if self._state != IDLE:
+                return  # off or booting: nothing is listening on the UART
+            *lines, self._input = _LINE_END.split(self._input + data)
+            if len(self._input) > MAX_INPUT_LINE:
+                self._input = b""
+            for raw in lines:
+                command = raw.decode("ascii", "replace").strip()
+                if command and self._state == IDLE:  # `reboot` stops the rest of the chunk
+                    self._answer(command)
+            if self._state != IDLE:
+                self._input = b""

@@ -87,21 +87,37 @@ class PsuModel:
 
         The server waits on its own stop event, so a pending `DIAG:DELAY` never stalls shutdown.
         """
-        replies: list[str] = []
         with self._lock:
-            for part in line.split(";"):
-                if not part.strip():
-                    continue
-                try:
-                    reply = self._execute(scpi.parse(part))
-                except ScpiError as err:
-                    self._push_error(err.entry)
-                    continue
-                if reply is not None:
-                    replies.append(reply)
-            if not replies:
-                return None, 0.0
-            delay, self._pending_delay = self._pending_delay, 0.0
+            return self._run_line(line)
+
+    def try_handle_timed(self, line: str) -> tuple[str | None, float] | None:
+        """`handle_timed` if the supply is free right now, else None (without waiting).
+
+        The double's reactor answers queries itself this way; while another client's command
+        is switching the board (and the lock is held), the query goes to a worker instead."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._run_line(line)
+        finally:
+            self._lock.release()
+
+    def _run_line(self, line: str) -> tuple[str | None, float]:
+        """Under self._lock: every command of the line; the joined replies and their delay."""
+        replies: list[str] = []
+        for part in line.split(";"):
+            if not part.strip():
+                continue
+            try:
+                reply = self._execute(scpi.parse(part))
+            except ScpiError as err:
+                self._push_error(err.entry)
+                continue
+            if reply is not None:
+                replies.append(reply)
+        if not replies:
+            return None, 0.0
+        delay, self._pending_delay = self._pending_delay, 0.0
         return ";".join(replies), delay
 
     def output(self, channel: int) -> tuple[bool, float, float]:

@@ -4,6 +4,11 @@
 power supply and console are, then waits for SIGTERM/SIGINT and takes everything down, leaving no
 thread behind. Signals only poke a pipe, so a second Ctrl-C during shutdown is harmless.
 
+Every board's sockets and ptys are served by one reactor thread (rig.double.reactor), so a board
+costs no thread until it is powered and a double holds 100 boards. A board that cannot start
+fails the whole start with the reason; if the reactor dies later, `serve()` says so on stderr and
+exits 1 instead of leaving announced boards that no longer answer.
+
 The control channel (rig.double.control) takes, per board: `ota` (the ASR's service and
 identity), `link` (fast/paced, baud), `fault` (arm one of rig.double.faults), `clear_faults`
 (back to the boards.yaml baseline), `timeouts` (the ASR's stage timeouts) and `status` (power,
@@ -15,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
+import resource
+import selectors
 import signal
 import sys
 import tempfile
@@ -31,8 +37,14 @@ from rig.double.control import ControlServer
 from rig.double.errors import DoubleError
 from rig.double.mcu import IDLE, EmulatedMcu
 from rig.double.psu import PsuModel
+from rig.double.reactor import Reactor
 from rig.double.scpi_server import ScpiServer
 from rig.double.spec import EmulatedBoardSpec
+
+# Descriptors one board may hold at its busiest: console pty (2), tap ptys (4) and capture file,
+# SCPI listener and clients, the ASR's HTTP connection, flash files being rewritten.
+FDS_PER_BOARD = 16
+FDS_SPARE = 64  # the reactor, the control channel and its clients, the Python runtime
 
 
 @dataclass(frozen=True)
@@ -61,10 +73,15 @@ class EmulatedBoard:
         self.ota.close()
 
 
-def _start_board(spec: EmulatedBoardSpec, state_root: Path) -> EmulatedBoard:
+def _start_board(spec: EmulatedBoardSpec, state_root: Path, reactor: Reactor) -> EmulatedBoard:
     state_dir = spec.state_dir or state_root / spec.name
     ota = BoardOta(spec, state_dir, baud=spec.link_baud, paced=spec.link_speed == "paced")
-    mcu = EmulatedMcu(spec, firmware=ota.running_version, on_power=ota.power, on_boot=ota.booted)
+    try:
+        mcu = EmulatedMcu(spec, firmware=ota.running_version, on_power=ota.power,
+                          on_boot=ota.booted, reactor=reactor)  # fmt: skip
+    except BaseException:
+        ota.close()
+        raise
     ota.mcu = mcu
 
     def on_output(channel: int, on: bool, volts: float, amps_limit: float) -> None:
@@ -81,12 +98,36 @@ def _start_board(spec: EmulatedBoardSpec, state_root: Path) -> EmulatedBoard:
 
     psu = PsuModel(spec.model, on_output=on_output, draw=draw)
     try:
-        server = ScpiServer(psu)
-    except BaseException:
+        server = ScpiServer(psu, port=spec.scpi_port, reactor=reactor)
+    except BaseException as exc:
         mcu.close()
         ota.close()
+        if isinstance(exc, OSError) and spec.scpi_port:
+            raise DoubleError(f"emulated board {spec.name!r}: its supply's SCPI port "
+                              f"{spec.scpi_port} cannot be opened: {exc.strerror or exc} (another "
+                              "double or program holds it?)") from None  # fmt: skip
         raise
     return EmulatedBoard(spec, psu, server, mcu, ota)
+
+
+def ensure_descriptors(boards: int) -> int:
+    """Raise this process's open-file limit so `boards` boards fit; the soft limit it ends at.
+
+    The soft limit is often 1024 while the hard limit is far higher: a double may raise it
+    itself. DoubleError, naming the limit, when even the hard limit is too low."""
+    need = boards * FDS_PER_BOARD + FDS_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft >= need:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise DoubleError(
+            f"{boards} emulated boards need about {need} open files, but this process may open "
+            f"at most {hard} (RLIMIT_NOFILE hard limit, `ulimit -Hn`): raise it (ulimit -Hn, "
+            "limits.conf or the container's nofile setting) or split the boards over doubles"
+        )
+    target = hard if hard != resource.RLIM_INFINITY else max(need, soft)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
 
 
 class Double:
@@ -102,9 +143,12 @@ class Double:
         self._scratch = None if state_root else tempfile.TemporaryDirectory(prefix="rig-double-")
         self._state_root = Path(state_root or self._scratch.name)
         self.control: ControlServer | None = None
+        self.reactor: Reactor | None = None
         try:
+            ensure_descriptors(len(specs))
+            self.reactor = Reactor(name="double")
             for spec in specs:
-                self.boards[spec.name] = _start_board(spec, self._state_root)
+                self.boards[spec.name] = _start_board(spec, self._state_root, self.reactor)
         except OSError as exc:
             self.close()
             raise DoubleError(
@@ -120,6 +164,19 @@ class Double:
             "clear_faults": self._clear_faults, "timeouts": self._set_timeouts,
             "status": self._status,
         })  # fmt: skip
+        try:
+            self.check()
+        except DoubleError:
+            self.close()
+            raise
+
+    def check(self) -> None:
+        """DoubleError unless every board is still served (the reactor thread is alive)."""
+        reactor = self.reactor
+        if reactor is None or not reactor.alive():
+            why = reactor.failed if reactor is not None else "closed"
+            raise DoubleError(f"the board double's reactor thread is not running ({why!r}): "
+                              f"its {len(self.boards)} boards no longer answer")  # fmt: skip
 
     def _connect_ota(self, request: dict) -> dict:
         """Control op `ota`: tell a board's ASR its OTA service URL, device id and secret."""
@@ -180,6 +237,9 @@ class Double:
         while self.boards:
             _, board = self.boards.popitem()
             board.close()
+        if self.reactor is not None:
+            self.reactor.close()
+            self.reactor = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
@@ -206,8 +266,14 @@ class _StopSignals:
         with contextlib.suppress(OSError):  # pipe full after many signals: one byte is enough
             os.write(self._write, b"\0")
 
+    def poke(self) -> None:
+        """Wake `wait()` from another thread (the reactor died)."""
+        self._on_signal(0, None)
+
     def wait(self) -> None:
-        select.select([self._read], [], [])  # PEP 475: retried after each handler runs
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._read, selectors.EVENT_READ)
+            selector.select()  # PEP 475: retried after each handler runs
 
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():
@@ -232,15 +298,24 @@ def serve(specs: Iterable[EmulatedBoardSpec], *, as_json: bool, out: TextIO | No
     """Run the double until SIGTERM or SIGINT; announce the boards on `out` (default stdout).
 
     With `as_json`, one JSON object per board per line, so a parent process can read them as they
-    come. Must run in the main thread (it installs signal handlers). Returns the exit code, 0.
+    come. Must run in the main thread (it installs signal handlers). Returns the exit code: 0,
+    or 1 if the double broke while running (said on stderr).
     """
     out = out if out is not None else sys.stdout
     with _StopSignals() as stop, Double(specs) as double:
-        rows = double.info()
-        if as_json:
-            out.write("".join(json.dumps(row) + "\n" for row in rows))
-        else:
-            out.write(_table(rows))
-        out.flush()
-        stop.wait()
+        assert double.reactor is not None
+        double.reactor.on_failure.append(lambda exc: stop.poke())
+        try:
+            double.check()  # it may have died before the hook was in place
+            rows = double.info()
+            if as_json:
+                out.write("".join(json.dumps(row) + "\n" for row in rows))
+            else:
+                out.write(_table(rows))
+            out.flush()
+            stop.wait()
+            double.check()
+        except DoubleError as exc:
+            print(f"rig double: {exc}", file=sys.stderr)
+            return 1
     return 0

@@ -255,3 +255,22 @@ def test_concurrent_clients_leave_board_in_supply_state(outputs: Recorder) -> No
     final_on = psu.handle("OUTP?") == "1"
     assert outputs.calls[-1][1] is final_on, "the board saw a different last state than the PSU"
     assert all(a[1] != b[1] for a, b in zip(outputs.calls, outputs.calls[1:], strict=False))
+
+
+def test_try_handle_timed_answers_only_when_the_supply_is_free() -> None:
+    psu = PsuModel("generic")
+    assert psu.try_handle_timed("*OPC?") == ("1", 0.0)
+    held, release = threading.Event(), threading.Event()
+
+    def switching() -> None:  # another connection's command, powering the board
+        with psu._lock:
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=switching)
+    other.start()
+    assert held.wait(10)
+    assert psu.try_handle_timed("*OPC?") is None
+    release.set()
+    other.join()
+    assert psu.try_handle_timed("*OPC?") == ("1", 0.0)

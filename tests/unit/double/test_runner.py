@@ -7,6 +7,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,11 +19,12 @@ import pytest
 import pyvisa
 import serial
 
+from rig.double import runner
 from rig.double.errors import DoubleError
 from rig.double.mcu import IDLE, OFF
 from rig.double.runner import Double
 from rig.double.spec import EmulatedBoardSpec
-from tests.unit.helpers import open_visa
+from tests.unit.helpers import open_visa, wait_until
 
 REPO = Path(__file__).resolve().parents[3]
 BANNER_END = b"ready\r\n"
@@ -102,8 +104,38 @@ def test_close_leaves_no_threads() -> None:
     before = set(threading.enumerate())
     with Double([EmulatedBoardSpec("one"), EmulatedBoardSpec("two", channel=3)]):
         started = set(threading.enumerate()) - before
-        assert len(started) == 7  # per board: SCPI accept + 2 MCU; one control channel
+        # one reactor serves every board's sockets and ptys; one control channel; no worker yet
+        assert len(started) == 2, [t.name for t in started]
     assert set(threading.enumerate()) - before == set()
+
+
+def test_a_board_whose_part_cannot_start_fails_the_start_with_the_reason() -> None:
+    before = set(threading.enumerate())
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        specs = [EmulatedBoardSpec("fine"), EmulatedBoardSpec("clash", scpi_port=port)]
+        with pytest.raises(DoubleError, match=rf"'clash'.*SCPI port {port}.*in use"):
+            Double(specs)
+    assert set(threading.enumerate()) - before == set(), "a failed start left threads"
+
+
+def test_a_dead_reactor_is_reported_not_hidden() -> None:
+    def die() -> None:
+        raise SystemExit("simulated crash")  # not an Exception: the loop itself goes
+
+    with Double([EmulatedBoardSpec("one")]) as double:
+        double.check()
+        assert double.reactor is not None
+        double.reactor.call_soon(die)
+        wait_until(lambda: not double.reactor.alive(), what="the reactor to die")
+        with pytest.raises(DoubleError, match=r"reactor thread is not running.*simulated crash"):
+            double.check()
+
+
+def test_too_few_descriptors_is_said_with_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner.resource, "getrlimit", lambda _: (256, 512))
+    with pytest.raises(DoubleError, match=r"100 emulated boards need about \d+ open files.*512"):
+        Double([EmulatedBoardSpec(f"b{i}") for i in range(100)])
 
 
 def test_bad_specs_are_rejected_with_a_rig_error() -> None:
@@ -113,6 +145,8 @@ def test_bad_specs_are_rejected_with_a_rig_error() -> None:
         EmulatedBoardSpec("x", model="keysight-e36312a")
     with pytest.raises(DoubleError, match="channel 4"):
         EmulatedBoardSpec("x", channel=4)
+    with pytest.raises(DoubleError, match="scpi_port 70000"):
+        EmulatedBoardSpec("x", scpi_port=70000)
 
 
 # -- serve() in its own process, as `rig double --json` runs ------------------------------------
@@ -128,6 +162,15 @@ if "--second-signal" in sys.argv:  # a second Ctrl-C arrives while the double is
         os.kill(os.getpid(), signal.SIGINT)
         close(self)
     runner.Double.close = close_with_interrupt
+
+if "--reactor-dies" in sys.argv:  # the loop serving every board dies after the announcement
+    def die():
+        raise SystemExit("simulated crash")
+    serve_check = runner.Double.check
+    def check_then_die(self):
+        serve_check(self)
+        self.reactor.call_soon(die)
+    runner.Double.check = check_then_die
 
 specs = [EmulatedBoardSpec("alpha"), EmulatedBoardSpec("bravo", model="rigol-dp832", channel=2)]
 code = runner.serve(specs, as_json="--json" in sys.argv)
@@ -210,3 +253,16 @@ def test_serve_prints_a_table_for_people() -> None:
     assert re.search(r"TCPIP0::127\.0\.0\.1::\d+::SOCKET\s+/dev/pts/\d+", bravo)
     code, _, stderr = stop(proc, signal.SIGTERM)
     assert code == 0, stderr
+
+
+def test_serve_exits_1_saying_why_when_its_reactor_dies() -> None:
+    proc = start_serve("--json", "--reactor-dies")
+    try:
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    assert b"rig double: the board double's reactor thread is not running" in stderr
+    assert b"simulated crash" in stderr
