@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from rig.double.asr_memory import AsrMemory
+from rig.double.asr_watch import WorkWatch
 from rig.double.faults import Faults
 from rig.double.spec import AsrTimeouts
 from rig.ota.client import DeviceClient, OtaClientError
@@ -53,6 +54,10 @@ ASR_FIRMWARE_VERSION = 0x7001
 STOP_GRACE_S = 1.0
 CORRUPT_AT = 4  # the byte of a chunk (1302 value) corrupt_chunk flips: its first data
 MAX_BACKLOG = 64
+# Idle, the ASR waits on its inbox: the MCU's messages and the doorbell (work at the service, or
+# power-off) wake it at once; this tick only looks at faults armed meanwhile (asr_update_ready).
+IDLE_TICK_S = 1.0
+_DOORBELL = Message(MsgType.UPDATE, 0, 0)  # inert to the handoff: no stage waits for attribute 0
 
 Send = Callable[[bytes, int | None], None]  # (message, index of a byte to corrupt on the line)
 
@@ -104,6 +109,8 @@ class Asr:
         self._reboot_reason = aflib.reboot_reason(RebootCode.POWER_ON)
         self._reason_told = False  # the service has heard the reboot reason of this boot
         self._stale: dict[int, int] = {}  # answers owed to notifications nobody waits for
+        self._watch: WorkWatch | None = None  # the long-poll for work (asr_watch.py)
+        self._watch_lock = threading.Lock()
 
     def connect(self, device: DeviceClient | None) -> None:
         """Give the ASR its identity at the OTA service (None: it stays offline)."""
@@ -118,6 +125,11 @@ class Asr:
 
     def stop(self) -> None:
         self._stop.set()
+        with self._watch_lock:
+            if self._watch is not None:
+                self._watch.stop()  # its poll in flight is dropped, not waited for
+            self._watch = None
+        self.inbox.put(_DOORBELL)  # wakes the idle loop
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self._thread = None
@@ -169,15 +181,26 @@ class Asr:
     # -- the loop ------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """Idle until there is work: a check-in at boot (after one check-in period), then
+        whenever the watch rings or the identity changes; never two check-ins closer than
+        the check-in period."""
+        due, last, as_ = True, time.monotonic(), self.device
         while not self._stop.is_set():
             try:
-                while self._next_message(0) is not None:
-                    pass  # idle: forward what the MCU reports (its version at boot)
+                while (message := self._next_message(0)) is not None:
+                    due |= message is _DOORBELL  # idle: forward what the MCU reports
+                due |= self.device is not as_  # a new identity hears the versions at once
                 if self.faults.take_update_ready():
                     self._log("ASR: an update of its own is ready: asking the MCU for a reboot")
                     self._send(aflib.encode(aflib.asr_state(AsrState.UPDATE_READY)), None)
-                if self._stop.wait(self.timeouts.checkin_s) or self.device is None:
+                early = last + self.timeouts.checkin_s - time.monotonic()
+                if self.device is None or not due or early > 0:
+                    if self.device is not None and not due:
+                        self._listen()
+                    tick = IDLE_TICK_S if early <= 0 else min(early, IDLE_TICK_S)
+                    due |= self._next_message(tick) is _DOORBELL
                     continue
+                due, last, as_ = False, time.monotonic(), self.device
                 if not self._reason_told:
                     self._reason_told = True
                     self._forward(aflib.REBOOT_REASON, self._reboot_reason)
@@ -189,12 +212,27 @@ class Asr:
                 return
             except _Reboot as reboot:
                 self._reboot(str(reboot))
+                due = True  # the rebooted ASR checks in (its reboot reason, its job)
             except OtaClientError as exc:
                 self._log(f"ASR: OTA service: {exc}")
                 self._boot_cause = "OTA service error"  # a job it broke off is retried
+                due = True  # again after a check-in period, as ever
             except Exception as exc:  # a bug must show on the console, not kill the ASR silently
                 self._log(f"ASR: internal error: {exc!r}")
                 raise
+
+    def _listen(self) -> None:
+        """Idle and checked in: the watch listens for work (a new one for a new identity)."""
+        with self._watch_lock:
+            if self._stop.is_set() or self.device is None:
+                return
+            if self._watch is None or self._watch.device is not self.device:
+                if self._watch is not None:
+                    self._watch.stop()
+                self._watch = WorkWatch(self.device, ring=lambda: self.inbox.put(_DOORBELL),
+                                        period=lambda: self.timeouts.checkin_s)  # fmt: skip
+                self._watch.start()
+            self._watch.arm()
 
     def _reboot(self, why: str) -> None:
         """RAM and the link start afresh; the job in memory survives (reported by _recover)."""

@@ -411,8 +411,16 @@ class DeviceClient:
         body = {"versions": {str(t): str(v) for t, v in versions.items()}}
         return self._call("POST", "/checkin", json=body).json().get("deployment")
 
-    def next_deployment(self) -> dict | None:
-        response = self._call("GET", "/deployments/next")
+    def next_deployment(self, wait_s: float = 0.0) -> dict | None:
+        """The next deployment (it becomes OFFERED), or None. `wait_s` > 0 long-polls: the
+        service answers as soon as this device's work changes, or with None after `wait_s`
+        (at most 30 s; a service without the long-poll answers at once)."""
+        if not wait_s:
+            response = self._call("GET", "/deployments/next")
+        else:
+            timeout = self._http.timeout.read or 30.0
+            response = self._call("GET", "/deployments/next", params={"wait": f"{wait_s:g}"},
+                                  timeout=httpx.Timeout(timeout + wait_s))  # fmt: skip
         return None if response.status_code == 204 or not response.content else response.json()
 
     def download(self, sha256: str, start: int = 0, end: int | None = None) -> bytes:

@@ -1,7 +1,9 @@
 """Deployments as the partner sees them: their records, history, listing and cancel.
 
 Every state change of a deployment goes through `_move`, which asks the state machine
-(rig.ota.states) and appends the history entry in the same transaction.
+(rig.ota.states) and appends the history entry in the same transaction. Every history entry
+(a push's QUEUED included) rings the device's `work_bell`, so a device long-polling for work
+hears of a push, a cancel or a supersede at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from rig.ota.service.associations import Associations
 from rig.ota.service.errors import conflict, invalid, not_found
 from rig.ota.service.paging import PageRequest, paged
 from rig.ota.service.store import now_ms
+from rig.ota.service.work_bell import WorkBell
 
 
 def judge(deployment_id: str, current: str, new: str) -> ds.Move:
@@ -37,6 +40,10 @@ class Deployments(Associations):
     #: An INTERRUPTED deployment is offered again until it has used this many attempts.
     max_attempts: int = ds.MAX_ATTEMPTS
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.work_bell = WorkBell()
+
     def _history(
         self, deployment_id: str, state: str, reason: str | None, detail: str | None, attempt: int
     ) -> None:
@@ -50,6 +57,11 @@ class Deployments(Associations):
             "INSERT INTO deployment_history VALUES (?,?,?,?,?,?,?)",
             [deployment_id, seq, state, reason, detail, now_ms(), attempt],
         )
+        device_id = self.store.scalar(
+            "SELECT device_id FROM deployments WHERE id=?", [deployment_id]
+        )
+        if device_id is not None:  # a waiter wakes and reads once this transaction commits
+            self.work_bell.ring(device_id)
 
     def _move(
         self,

@@ -87,6 +87,15 @@ class DeviceSide(Fleet):
                 row["id"], ds.SUCCEEDED, None, f"device reports version number {number} of type {t}"
             )
 
+    def poll(self, device_id: str) -> dict[str, Any] | None:
+        """A long-poll's first look: the device is connected (as at a check-in, which it no
+        longer needs to repeat while it waits), and its next offer if it has one."""
+        with self.store.transaction():
+            self.store.execute(
+                "UPDATE devices SET last_checkin=? WHERE device_id=?", [now_ms(), device_id]
+            )
+            return self.next_offer(device_id)
+
     def next_offer(self, device_id: str) -> dict[str, Any] | None:
         """The oldest open deployment as an offer (QUEUED → OFFERED; INTERRUPTED → a retry,
         unless it has used its `max_attempts`)."""

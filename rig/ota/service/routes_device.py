@@ -1,11 +1,18 @@
-"""The device-facing API the ASR (real or emulated) uses: `/v1/device/{deviceId}` (local-only)."""
+"""The device-facing API the ASR (real or emulated) uses: `/v1/device/{deviceId}` (local-only).
+
+`GET .../deployments/next?wait=S` is a long-poll: it answers at once when there is work, else
+when the device's work changes (a push, a cancel, a supersede: work_bell.py) or after S
+seconds (204). It is `async` and waits on the event loop, so waiting devices hold no thread.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from rig.ota.service.deps import device, service
 from rig.ota.service.domain import OtaService
@@ -52,9 +59,39 @@ def checkin(body: CheckinIn, me: dict[str, Any] = Device, svc: OtaService = Svc)
     return svc.checkin(me["device_id"], body.versions)
 
 
+#: The longest a long-poll may wait: under the 60 s idle timeouts of common proxies and clients.
+MAX_WAIT_S = 30.0
+
+
 @router.get("/deployments/next", responses={204: {"description": "nothing to do"}})
-def next_deployment(me: dict[str, Any] = Device, svc: OtaService = Svc):
-    offer = svc.next_offer(me["device_id"])
+async def next_deployment(
+    request: Request,
+    wait: float = Query(
+        0.0,
+        ge=0,
+        le=MAX_WAIT_S,
+        description="seconds to wait for work when there is none (long-poll, at most "
+        f"{MAX_WAIT_S:g}); 0 answers at once",
+    ),
+    me: dict[str, Any] = Device,
+    svc: OtaService = Svc,
+):
+    """The next deployment to work on (QUEUED becomes OFFERED), or 204 when there is none."""
+    device_id = me["device_id"]
+    if not wait:
+        offer = await run_in_threadpool(svc.next_offer, device_id)
+        return Response(status_code=204) if offer is None else offer
+    with svc.work_bell.listening(device_id) as rung:  # before the look: no push slips between
+        offer = await run_in_threadpool(svc.poll, device_id)
+        if offer is not None:
+            return offer
+        try:
+            await asyncio.wait_for(rung.wait(), wait)
+        except TimeoutError:
+            return Response(status_code=204)
+    if svc.work_bell.closed or await request.is_disconnected():
+        return Response(status_code=204)  # stopping, or nobody to offer it to: it stays QUEUED
+    offer = await run_in_threadpool(svc.next_offer, device_id)
     return Response(status_code=204) if offer is None else offer
 
 

@@ -44,6 +44,13 @@ class _Server(uvicorn.Server):
         if self.started:
             self._on_started()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Device long-polls answer first: else they hold the graceful stop to its timeout."""
+        service = getattr(getattr(self.config.app, "state", None), "service", None)
+        if service is not None:
+            service.work_bell.close()
+        await super().shutdown(sockets=sockets)
+
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,236 @@
+"""How fast an idle emulated board learns of a push, and what idle boards cost. A benchmark.
+
+    .venv/bin/python benches/device_wake.py [--sizes 10,50] [--pushes 20] [--idle 5]
+
+For each N, in fresh processes: the OTA service (`python -m rig ota serve --port 0`) and one
+board double of N boards (`rig.double.runner.serve(..., as_json=True)` in a child), each board
+registered as a blinky device, given its identity over the control port, switched on over SCPI.
+
+- idle: CPU of the double and of the service over `--idle` seconds once every board has booted
+  and has nothing to do (% of one core), and the double's thread count;
+- push → OFFERED (first N only): `--pushes` pushes of a 2 KiB image, one at a time to the
+  boards in turn (a newer version each round), each after a random pause so as not to fall in
+  step with a polling ASR, each waited on until SUCCEEDED before the next. The figure is the
+  service's own clock: the OFFERED entry of the history minus the QUEUED one (ms).
+
+Runs against older code too (PYTHONPATH pointing at it; the children inherit it): there the
+ASR polls at its check-in period. Figures, not a test: nothing here fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rig.double.control import DoubleControl
+from rig.ota.client import OtaClient
+from rig.ota.pipeline import Pipeline, Target
+from rig.ota.states import TERMINAL
+
+REPO = Path(__file__).resolve().parent.parent
+BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"
+TICKS = os.sysconf("SC_CLK_TCK")
+IMAGE_BYTES = 2 * 1024
+FINAL = TERMINAL - {"INTERRUPTED"}  # INTERRUPTED is offered again: not an outcome yet
+DOUBLE = """
+import sys
+from rig.double import runner
+from rig.double.spec import EmulatedBoardSpec
+n = int(sys.argv[1])
+sys.exit(runner.serve([EmulatedBoardSpec(f"wake{i:03d}") for i in range(n)], as_json=True))
+"""
+
+
+class Failed(Exception):
+    """This N could not be measured; the message says why."""
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=os.environ.copy())  # fmt: skip
+
+
+def read_lines(proc: subprocess.Popen[bytes], count: int, timeout: float) -> list[str]:
+    """`count` lines of the child's stdout, or Failed with its stderr."""
+    assert proc.stdout is not None
+    data, deadline = b"", time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while data.count(b"\n") < count:
+            remaining = deadline - time.monotonic()
+            chunk = b"?"
+            if remaining > 0 and selector.select(remaining):
+                chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                data += chunk
+            if remaining <= 0 or not chunk:
+                stop(proc)
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                got = data.count(b"\n")
+                raise Failed(f"child announced {got}/{count} lines: {err[-600:]}")
+    return data.decode().splitlines()[:count]
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def scpi(resource: str, line: str) -> str:
+    _, host, port, _ = resource.split("::")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(line.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise Failed(f"the supply at {resource} closed the connection")
+            reply += chunk
+    return reply.decode().strip()
+
+
+def until(what: str, done: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := done()):
+        if time.monotonic() > deadline:
+            raise Failed(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+    return value
+
+
+def boot(ota: OtaClient, url: str, boards: list[dict]) -> dict[str, str]:
+    """Register, identify and switch on every board; board name -> device id."""
+    pipeline = Pipeline(ota)
+    pipeline.ensure_image_type(101, "application")
+    control = DoubleControl(int(boards[0]["control"]), timeout_s=60)
+    devices: dict[str, str] = {}
+    try:
+        for i, board in enumerate(boards):
+            target = Target(f"wake-{uuid.uuid4().hex[:8]}", "blinky", profile=BLINKY)
+            secret = pipeline.ensure_device(target)
+            if i == 0:
+                pipeline.publish(target, 101)
+            control.call("ota", board=board["board"], url=url, device_id=target.device_id,
+                         secret=secret)  # fmt: skip
+            devices[board["board"]] = target.device_id
+        for board in boards:
+            if scpi(board["power"], "OUTP ON;*OPC?") != "1":
+                raise Failed(f"{board['board']}: OUTP ON was not applied")
+        for name in devices:
+            until(f"{name} to boot", lambda n=name: control.call("status", board=n)["mcu"]
+                  == "idle", 60)  # fmt: skip
+    finally:
+        control.close()
+    return devices
+
+
+def final(record: dict) -> dict | None:
+    return record if record["state"] in FINAL else None
+
+
+def push_to_offered(ota: OtaClient, devices: list[str], pushes: int) -> list[float]:
+    """ms from QUEUED to OFFERED, by the service's clock, one push at a time."""
+    delays: list[float] = []
+    image: dict = {}
+    for i in range(pushes):
+        if i % len(devices) == 0:  # a newer version for the next round of boards
+            version = f"{2 + i // len(devices)}.0.0"
+            image = ota.upload_image(random.randbytes(IMAGE_BYTES), type_=101, version=version,
+                                     name=f"wake-{uuid.uuid4().hex[:6]}",
+                                     description="benches/device_wake.py")  # fmt: skip
+            ota.associate("blinky", 101, image["versionNumber"])
+        time.sleep(random.uniform(0.05, 0.3))  # out of step with a polling ASR
+        deployment = ota.push("blinky", image["id"], devices[i % len(devices)])["deploymentId"]
+        record = until("the deployment to end", lambda d=deployment: final(ota.deployment(d)),
+                       30, 0.02)  # fmt: skip
+        stamps = {h["state"]: h["timestamp"] for h in reversed(record["history"])}
+        if "OFFERED" not in stamps:
+            raise Failed(f"deployment {deployment} ended {record['state']} without an offer")
+        delays.append(stamps["OFFERED"] - stamps["QUEUED"])
+    return delays
+
+
+def measure(n: int, pushes: int, idle_s: float, work: Path) -> str:
+    data = str(work / f"ota-{n}")
+    service = spawn([sys.executable, "-m", "rig", "ota", "serve", "--port", "0",
+                     "--data", data, "--partner", "lab", "--token", "tok"])  # fmt: skip
+    double = None
+    try:
+        url = read_lines(service, 1, 30)[0].strip()
+        double = spawn([sys.executable, "-c", DOUBLE, str(n)])
+        boards = [json.loads(line) for line in read_lines(double, n, 120)]
+        with OtaClient(url, partner="lab", token="tok") as ota:
+            devices = boot(ota, url, boards)
+            time.sleep(1.0)  # the boot chatter and first check-ins end
+            procs = {"double": double.pid, "service": service.pid}
+            before = {k: cpu_s(p) for k, p in procs.items()}
+            time.sleep(idle_s)
+            idle = {k: 100 * (cpu_s(p) - before[k]) / idle_s for k, p in procs.items()}
+            line = (f"N={n:<3}  idle CPU: double {idle['double']:5.1f} %  service "
+                    f"{idle['service']:5.1f} %  together {sum(idle.values()):5.1f} % of a core"
+                    f"  (double threads {threads(double.pid)})")  # fmt: skip
+            if pushes:
+                delays = sorted(push_to_offered(ota, list(devices.values()), pushes))
+                p95 = delays[min(len(delays) - 1, round(0.95 * (len(delays) - 1)))]
+                line += (f"\n       push -> OFFERED over {len(delays)} pushes: median "
+                         f"{statistics.median(delays):.0f} ms  p95 {p95:.0f} ms  "
+                         f"max {delays[-1]:.0f} ms")  # fmt: skip
+            return line
+    except Failed as exc:
+        return f"N={n:<3}  FAILED: {exc}"
+    except Exception as exc:  # a bench reports, it does not crash
+        return f"N={n:<3}  FAILED: {type(exc).__name__}: {exc}"
+    finally:
+        for proc in (double, service):
+            if proc is not None:
+                stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,50", help="board counts, comma-separated")
+    parser.add_argument("--pushes", type=int, default=20, help="pushes timed (first size only)")
+    parser.add_argument("--idle", type=float, default=5.0, help="idle CPU window, seconds")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    code = Path(sys.modules["rig"].__file__).parent.parent
+    print(f"device wake: push -> OFFERED and idle cost; {os.cpu_count()} cores; rig from {code}",
+          flush=True)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="rig-wake-") as work:
+        for i, n in enumerate(sizes):
+            print(measure(n, args.pushes if i == 0 else 0, args.idle, Path(work)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
