@@ -171,6 +171,7 @@ class BoardOta:
         self._link = Link(
             mcu=mcu_side, asr=asr_side, to_mcu=self._to_mcu, to_asr=asr.deliver, tap=self.tap,
             baud=self.baud, paced=self.paced, name=self.spec.name,
+            inline=self.external is None,  # a real UART's writes may block: the link's thread
         )  # fmt: skip
         self._asr = asr
         asr.connect(self._device)
@@ -187,6 +188,7 @@ class BoardOta:
             asr.stop()
         if link is not None:
             link.stop()
+        self.flash.sync()  # the staged bytes are on flash: the count the MCU resumes from goes too
 
     def _from_asr(self, raw: bytes, flip_at: int | None) -> None:
         link = self._link
@@ -235,4 +237,5 @@ class BoardOta:
                 self._device.close()
             if self.external is not None:
                 self.external.close()
+            self.flash.close()
             self.tap.close()

@@ -5,6 +5,14 @@ wires, one per direction. A wire either delivers at once (`fast`, for CI) or as 
 bits per byte at the profile's baud rate (`paced`). Every byte is mirrored to the tap as it lands.
 One thread moves bytes and hands whole messages to each side; it never blocks on anyone.
 
+Paced time is kept against absolute deadlines: an answer goes on the wire at the moment the bytes
+it answers landed (their due time), not when the link's thread woke up to hand them over, and a
+message from the ASR's thread at the moment it was sent. A late wake-up delays the hand-over, never
+the schedule, so lateness does not add up over a transfer. On the fast link the same loop runs
+a whole afPro exchange in one pass, without a wake-up per turn; and unless an end is a real
+UART (`inline=False`), in the sender's own thread: a chunk and its answer then cost no thread
+switch at all. The link's thread still runs the transports' timeouts.
+
 Faults on the line happen here, before the tap, so a sniffer sees what the receiver gets: a
 message can be marked to have one byte flipped as it crosses (corrupt_chunk), and a
 `NoisyEndpoint` corrupts the checksum of the sync messages its transport sends (line_noise).
@@ -25,6 +33,8 @@ from rig.protocol.afpro import READY, SYNC_SIZE, Sync
 
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 IDLE_TICK_S = 0.05  # how often an idle link re-checks the transports' timeouts
+TAP_PUMP_S = 0.002  # how soon the tap's ptys are written again while their reader catches up
+TAP_RETRY_S = 0.02  # … and while it takes nothing (none may be attached: the tap gives up)
 
 
 class Transport(Protocol):
@@ -56,16 +66,25 @@ class Wire:
         self._busy_until = 0.0
 
     def put(self, data: bytes, now: float) -> None:
-        start = max(now, self._busy_until)
+        """`data` starts crossing at `now` (the moment it was written), or once the line is free."""
+        start = now if now > self._busy_until else self._busy_until
         self._busy_until = start + len(data) * self.seconds_per_byte
         self._queue.append((self._busy_until, data))
 
     def due(self, now: float) -> list[bytes]:
         ready = []
-        while self._queue and self._queue[0][0] <= now:
-            data = self._flipped(self._queue.popleft()[1])
-            ready.append(self.corrupt(data) if self.corrupt else data)
+        while (landed := self.take(now)) is not None:
+            ready.append(landed[1])
         return ready
+
+    def take(self, now: float) -> tuple[float, bytes] | None:
+        """The next bytes that have landed by `now`, with the time they landed, or None."""
+        if not self._queue or self._queue[0][0] > now:
+            return None
+        at, data = self._queue.popleft()
+        if self._flips:
+            data = self._flipped(data)
+        return at, self.corrupt(data) if self.corrupt else data
 
     def _flipped(self, data: bytes) -> bytes:
         for i, (message, at) in enumerate(self._flips):
@@ -95,6 +114,7 @@ class Link:
         baud: int = 115200,
         paced: bool = False,
         name: str = "board",
+        inline: bool = True,
     ) -> None:
         self._mcu, self._asr = mcu, asr
         self._to_mcu, self._to_asr = to_mcu, to_asr
@@ -102,6 +122,8 @@ class Link:
         self.wires = {"mcu_to_asr": Wire(baud, paced), "asr_to_mcu": Wire(baud, paced)}
         self._cond = threading.Condition()
         self._running = True
+        self._in_step = False  # bytes are being handed over (answers are put by the step)
+        self._inline = inline and not paced  # fast link: the sender's thread hands bytes over
         self._thread = threading.Thread(target=self._run, name=f"link-{name}", daemon=True)
         self.bytes_moved = 0
         self.asr_resets = 0
@@ -125,7 +147,7 @@ class Link:
     def send_from_mcu(self, message: bytes) -> None:
         with self._cond:
             self._mcu.send(message)
-            self._cond.notify_all()
+            self._sent()
 
     def send_from_asr(self, message: bytes, *, flip_at: int | None = None) -> None:
         """Queue a message at the ASR; `flip_at`: that byte of it is corrupted on the line."""
@@ -133,7 +155,20 @@ class Link:
             if flip_at is not None:
                 self.wires["asr_to_mcu"].flip(message, flip_at)
             self._asr.send(message)
-            self._cond.notify_all()
+            self._sent()
+
+    def _sent(self) -> None:
+        """A message was queued at one end (under the lock). Outside a step, what it makes the
+        end write starts crossing now (inside one, the step puts it at the time the bytes that
+        caused it landed); on the fast link it is handed over at once, in this thread."""
+        if self._in_step:
+            return
+        now = time.monotonic()
+        self._put_outgoing(now)
+        if self._inline:
+            self._step(now)
+        else:
+            self._cond.notify()
 
     def reset_transports(self, mcu: Transport, asr: Transport) -> None:
         """Both ends start afresh (the ASR rebooted): what was queued or on the line is lost."""
@@ -144,43 +179,69 @@ class Link:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        wires = tuple(self.wires.values())
         with self._cond:
             while self._running:
                 now = time.monotonic()
-                if self._step(now):
-                    continue  # an answer may already be waiting to go out: no idle tick
-                wake = [w.next_due() for w in self.wires.values()]
-                pending = [t for t in wake if t is not None]
-                if pending and min(pending) <= time.monotonic():
-                    continue
-                timeout = min([IDLE_TICK_S, *(t - now for t in pending)])
-                self._cond.wait(max(timeout, 0.0))
+                self._step(now)
+                due = [t for t in (w.next_due() for w in wires) if t is not None]
+                timeout = min(due) - time.monotonic() if due else IDLE_TICK_S
+                if self._tap is not None and self._tap.pending:
+                    timeout = min(timeout, TAP_PUMP_S if self._tap.pump() else TAP_RETRY_S)
+                if timeout > 0:
+                    self._cond.wait(min(timeout, IDLE_TICK_S))
 
     def _step(self, now: float) -> bool:
-        """Move what each side has to say onto the wires, and what has landed to each side.
+        """Hand over everything that has landed by `now`, oldest first, putting each answer on
+        the wire at the time its cause landed; then the transports' timeouts.
 
         Returns whether anything moved."""
-        moved = False
-        for direction, endpoint in (("mcu_to_asr", self._mcu), ("asr_to_mcu", self._asr)):
-            data = endpoint.outgoing()
-            if data:
-                self.wires[direction].put(data, now)
-                moved = True
-        for direction, receiver, deliver in (
-            ("mcu_to_asr", self._asr, self._to_asr),
-            ("asr_to_mcu", self._mcu, self._to_mcu),
-        ):
-            for data in self.wires[direction].due(now):
+        self._in_step = True
+        try:
+            moved = self._put_outgoing(now)  # e.g. an external MCU's bytes
+            mirrored: list[tuple[str, bytes, float]] = []  # for the tap, in one go
+            to_asr, to_mcu = self.wires["mcu_to_asr"], self.wires["asr_to_mcu"]
+            while True:
+                first, second = to_asr.next_due(), to_mcu.next_due()
+                if first is not None and (second is None or first <= second):
+                    wire, direction = to_asr, "mcu_to_asr"
+                    receiver, deliver = self._asr, self._to_asr
+                elif second is not None:
+                    wire, direction = to_mcu, "asr_to_mcu"
+                    receiver, deliver = self._mcu, self._to_mcu
+                else:
+                    break
+                landed = wire.take(now)
+                if landed is None:
+                    break
+                at, data = landed
                 moved = True
                 self.bytes_moved += len(data)
-                if self._tap is not None:
-                    self._tap.mirror(direction, data)
+                mirrored.append((direction, data, time.time()))
                 for message in receiver.receive(data):
                     deliver(message)
-        if self._mcu.poll(now):  # 10 s without an ASR reply: the MCU pulls the ASR's reset line
-            self._asr.reset()
-            self.asr_resets += 1
-        self._asr.poll(now)
+                self._put_outgoing(at)
+            if mirrored and self._tap is not None:
+                self._tap.mirror_many(mirrored)
+            if self._mcu.poll(now):  # 10 s without an ASR reply: the MCU pulls the ASR's reset
+                self._asr.reset()
+                self.asr_resets += 1
+            self._asr.poll(now)
+            return self._put_outgoing(now) or moved
+        finally:
+            self._in_step = False
+
+    def _put_outgoing(self, at: float) -> bool:
+        """What each end has written goes on its wire, starting at `at`."""
+        moved = False
+        data = self._mcu.outgoing()
+        if data:
+            self.wires["mcu_to_asr"].put(data, at)
+            moved = True
+        data = self._asr.outgoing()
+        if data:
+            self.wires["asr_to_mcu"].put(data, at)
+            moved = True
         return moved
 
 

@@ -88,6 +88,7 @@ class McuOta:
         self._info = OtaInfo(OtaState.IDLE)  # the value attribute 1301 holds
         self._transfer: OtaInfo | None = None  # the accepted TRANSFER_BEGIN
         self._decile = 0  # the last 10% step logged
+        self._reset_at_reboot = False  # an APPLY's reboot already reset RAM when it began
 
     @property
     def phase(self) -> str:
@@ -99,9 +100,13 @@ class McuOta:
         type.
 
         A boot loses RAM (a silent MCU talks again), so this also resets the machine; call it
-        once per boot.
+        once per boot. After an APPLY the machine was reset when the reboot began: a transfer
+        the ASR started during the boot time is newer than the reboot and is kept (the fast
+        link and the long-poll can offer the next image within the emulated boot time).
         """
-        self._reset()
+        if not self._reset_at_reboot:
+            self._reset()
+        self._reset_at_reboot = False
         self.silent = False
         return self.version_reports()
 
@@ -191,6 +196,7 @@ class McuOta:
         result = self.flash.commit(info.version_id)
         self._reset()
         if result.rebooted and self.on_reboot is not None:
+            self._reset_at_reboot = True
             self.on_reboot()
         if not result.ok:
             if result.rebooted:

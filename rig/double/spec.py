@@ -38,7 +38,7 @@ class AsrTimeouts:
     chunk: float = 5.0  # one chunk (1302) → the MCU's next offset
     verify: float = 10.0  # last chunk → VERIFY_SIGNATURE
     version: float = 10.0  # APPLY → the version attribute
-    checkin_s: float = 0.2  # how often an idle ASR asks the service for work
+    checkin_s: float = 0.2  # least time between two check-ins (an idle ASR long-polls)
 
     def update(self, changes: Mapping[str, Any]) -> None:
         """Set some of them; DoubleError (and nothing changed) if any is unknown or not > 0."""
@@ -84,6 +84,8 @@ class EmulatedBoardSpec:
     # A real MCU on the ASR's UART instead of the emulated one: a serial device, a pyserial
     # URL, or "pty" (the double makes a pseudo-terminal and announces its other end).
     external_mcu: str | None = None
+    # The TCP port its supply's SCPI server listens on; 0: any free one (announced).
+    scpi_port: int = 0
 
     def __post_init__(self) -> None:
         where = f"emulated board {self.name!r}"
@@ -97,6 +99,8 @@ class EmulatedBoardSpec:
             raise DoubleError(f"{where}: channel {self.channel} is not one of {CHANNELS}")
         if self.link_speed not in ("fast", "paced"):
             raise DoubleError(f"{where}: link speed {self.link_speed!r} is not fast or paced")
+        if not 0 <= self.scpi_port <= 65535:
+            raise DoubleError(f"{where}: scpi_port {self.scpi_port} is not a TCP port (0: any)")
         for name in ("min_volts", "idle_amps", "boot_amps", "flash_write_amps", "boot_s"):
             if getattr(self, name) < 0:
                 raise DoubleError(f"{where}: {name} must not be negative")

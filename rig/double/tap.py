@@ -1,8 +1,10 @@
 """What a two-port sniffer on the ASR⇆MCU UART would show: one pseudo-terminal per direction,
 plus a capture file of every byte with the time it crossed the wire.
 
-The ptys are written without blocking: when nobody reads them their buffers fill and further
-bytes are dropped (counted), so the link itself never stalls on an idle sniffer.
+The ptys are written without blocking, so the link itself never stalls on a sniffer. What a
+full pty cannot take waits in a backlog, written on the next mirror or `pump()`: the fast link
+outruns a sniffer that is reading, and that sniffer must still see every byte. A backlog that
+stops draining for `STALL_S` (nobody reads) or passes `MAX_BACKLOG` is dropped (counted).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tty
 from pathlib import Path
 
 DIRECTIONS = ("asr_to_mcu", "mcu_to_asr")
+MAX_BACKLOG = 1024 * 1024  # bytes a pty may owe its reader
+STALL_S = 0.5  # a backlog nobody has read from for this long: no sniffer is attached
 
 
 class _Port:
@@ -27,13 +31,35 @@ class _Port:
         os.set_blocking(self.master, False)
         self.path = os.ttyname(self.slave)
         self.dropped = 0
+        self.backlog = bytearray()
+        self._stalled_since: float | None = None
 
     def write(self, data: bytes) -> None:
+        self.backlog += data
+        self.pump()
+
+    def pump(self) -> bool:
+        """Write what the pty takes now; drop the backlog if nobody has read for a while.
+
+        Returns whether the reader took anything."""
+        if not self.backlog:
+            return False
         try:
-            written = os.write(self.master, data)
-        except OSError:  # EAGAIN: nobody is reading; a sniffer that is not attached sees nothing
+            written = os.write(self.master, self.backlog)
+        except OSError:  # EAGAIN: the pty is full
             written = 0
-        self.dropped += len(data) - written
+        del self.backlog[:written]
+        if written or not self.backlog:
+            self._stalled_since = None
+            if len(self.backlog) <= MAX_BACKLOG:
+                return written > 0
+        now = time.monotonic()
+        if self._stalled_since is None:
+            self._stalled_since = now
+        if len(self.backlog) > MAX_BACKLOG or now - self._stalled_since >= STALL_S:
+            self.dropped += len(self.backlog)  # a sniffer that is not attached sees nothing
+            self.backlog.clear()
+        return written > 0
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
@@ -59,6 +85,30 @@ class Tap:
             self._capture.write(
                 json.dumps({"t": stamp, "dir": direction, "hex": data.hex()}) + "\n"
             )
+
+    def mirror_many(self, pieces: list[tuple[str, bytes, float]]) -> None:
+        """Record several (direction, bytes, time) pieces in order: the same capture records
+        and pty bytes as one `mirror` each, in one write per port and one to the file."""
+        lines = "".join(
+            json.dumps({"t": t, "dir": direction, "hex": data.hex()}) + "\n"
+            for direction, data, t in pieces
+        )
+        with self._lock:
+            for direction, port in self._ports.items():
+                data = b"".join(d for where, d, _ in pieces if where == direction)
+                if data:
+                    port.write(data)
+            self._capture.write(lines)
+
+    @property
+    def pending(self) -> bool:
+        """Whether a pty owes its reader bytes (call `pump()` again soon)."""
+        return any(port.backlog for port in self._ports.values())
+
+    def pump(self) -> bool:
+        """Write what the ptys owe; returns whether a reader took anything."""
+        with self._lock:
+            return any([port.pump() for port in self._ports.values()])
 
     def info(self) -> dict[str, str]:
         return {

@@ -55,11 +55,16 @@ class McuTransport(Outbox):
 
     def receive(self, data: bytes) -> list[bytes]:
         delivered: list[bytes] = []
-        for byte in data:
+        if data:
             self._timers.heard()
-            if self.phase is McuPhase.RECEIVING:
-                self._on_data_byte(byte, delivered)
-            elif self.phase is McuPhase.AWAIT_RESPONSE:
+        at = 0
+        while at < len(data):
+            if self.phase is McuPhase.RECEIVING:  # the ASR's message: taken whole, not by byte
+                at = self._on_data(data, at, delivered)
+                continue
+            byte = data[at]
+            at += 1
+            if self.phase is McuPhase.AWAIT_RESPONSE:
                 self._on_response_byte(byte)
             elif byte == READY:
                 self._on_ready()
@@ -158,10 +163,13 @@ class McuTransport(Outbox):
             self._response = response
             self._enter(McuPhase.AWAIT_READY_TO_ACK)
 
-    def _on_data_byte(self, byte: int, delivered: list[bytes]) -> None:
-        self._rx.append(byte)
+    def _on_data(self, data: bytes, at: int, delivered: list[bytes]) -> int:
+        """Take what is left of the ASR's message from `data[at:]`; returns where it ended."""
+        end = at + self._response.asr_bytes - len(self._rx)
+        self._rx += data[at:end]
         self._timers.moved()
         if len(self._rx) == self._response.asr_bytes:
             delivered.append(bytes(self._rx))
             self._rx.clear()
             self._enter(McuPhase.AWAIT_FINAL_READY)
+        return min(end, len(data))

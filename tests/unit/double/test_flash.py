@@ -90,6 +90,7 @@ def test_staging_survives_a_power_cut_and_ram_does_not_matter(tmp_path):
     flash = new_flash(tmp_path)
     flash.begin_staging(101, len(data), 7)
     flash.write(0, data[:1000])
+    flash.sync()  # the board's power-off
     after = new_flash(tmp_path)
     assert after.staging == {"type": 101, "size": len(data), "version_id": 7, "received": 1000}
     after.write(1000, data[1000:])
@@ -114,17 +115,57 @@ def test_writes_must_be_contiguous_and_inside_the_declared_size(tmp_path):
         flash.begin_staging(101, image.MCU_SLOT_BYTES + 1, 2)
 
 
+def test_the_record_counts_staged_bytes_in_batches_and_a_crash_resumes_from_the_last_one(
+    tmp_path, monkeypatch
+):
+    """Between saves the record lags the slot: a crash then resumes from fewer bytes than the
+    slot holds, never more, and the transfer still ends with the right image."""
+    monkeypatch.setattr(flash_mod, "SAVE_EVERY_S", 3600.0)  # only the byte count triggers
+    data = bytes(range(256)) * 200  # 51200 bytes: 206 chunks of 249
+    flash = new_flash(tmp_path)
+    flash.begin_staging(101, len(data), 7)
+    for offset in range(0, 40 * 249, 249):  # 9960 bytes: less than a batch
+        flash.write(offset, data[offset : offset + 249])
+    assert flash.staged_bytes == 40 * 249  # RAM knows every byte …
+    crashed = new_flash(tmp_path)  # … the double died without a sync: the record does not
+    assert crashed.staged_bytes == 0
+    for offset in range(0, 70 * 249, 249):  # 17430 bytes: one batch is saved on the way
+        crashed.write(offset, data[offset : offset + 249])
+    saved = new_flash(tmp_path).staged_bytes
+    assert flash_mod.SAVE_EVERY_BYTES <= saved <= 70 * 249
+    resumed = new_flash(tmp_path)
+    for offset in range(saved, len(data), 249):
+        resumed.write(offset, data[offset : offset + 249])
+    assert new_flash(tmp_path).staged_bytes == len(data)  # the last byte is always saved
+    assert resumed.staged_sha256() == hashlib.sha256(data).digest()
+    assert resumed.commit(7).ok
+
+
+def test_the_record_is_saved_at_least_every_save_period(tmp_path, monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(flash_mod.time, "monotonic", lambda: clock[0])
+    flash = new_flash(tmp_path)
+    flash.begin_staging(101, 1000, 1)
+    flash.write(0, b"a" * 10)
+    assert new_flash(tmp_path).staged_bytes == 0  # just saved at begin: 10 bytes in RAM only
+    clock[0] += flash_mod.SAVE_EVERY_S
+    flash.write(10, b"b" * 10)
+    assert new_flash(tmp_path).staged_bytes == 20
+
+
 def test_a_crash_while_saving_the_record_keeps_the_old_record(tmp_path, monkeypatch):
     flash = new_flash(tmp_path)
     flash.begin_staging(101, 100, 1)
     flash.write(0, b"a" * 40)
+    flash.sync()
 
     def power_cut(src, dst):
         raise OSError("power cut")
 
     monkeypatch.setattr(flash_mod.os, "replace", power_cut)
+    flash.write(40, b"b" * 20)
     with pytest.raises(OSError):
-        flash.write(40, b"b" * 20)
+        flash.sync()
     monkeypatch.undo()
     after = new_flash(tmp_path)
     assert after.staged_bytes == 40  # the slot got the bytes, the record never counted them

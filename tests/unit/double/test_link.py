@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rig.double import tap as tap_mod
 from rig.double.link import Link, Wire
 from rig.double.tap import Tap, read_capture
 from rig.protocol import aflib
@@ -106,15 +107,16 @@ def make_link(links: list[Link], ends: Ends, *, mcu=None, asr=None, **kwargs) ->
 
 def message(rng: random.Random, size: int | None = None) -> bytes:
     size = rng.randint(1, 249) if size is None else size
-    return aflib.encode(
-        aflib.notify_chunk(rng.randrange(2**20), rng.randbytes(size))
-    )
+    return aflib.encode(aflib.notify_chunk(rng.randrange(2**20), rng.randbytes(size)))
 
 
-def test_300_messages_each_way_arrive_in_order_exactly_once(links):
+@pytest.mark.parametrize("inline", [False, True], ids=["link-thread", "inline"])
+def test_300_messages_each_way_arrive_in_order_exactly_once(links, inline: bool):
+    """On the link's thread both ends have something before the first sync (a collision);
+    inline (the fast link's default) every send is handed over at once, in the sender's thread."""
     rng = random.Random(7)
     ends = Ends()
-    link = make_link(links, ends)
+    link = make_link(links, ends, inline=inline)
     from_mcu = [message(rng) for _ in range(300)]
     from_asr = [message(rng) for _ in range(300)]
     for raw in from_mcu[:20]:  # both sides have something before the first sync: a collision
@@ -129,7 +131,7 @@ def test_300_messages_each_way_arrive_in_order_exactly_once(links):
                what="300 messages each way")  # fmt: skip
     assert ends.at_asr == from_mcu
     assert ends.at_mcu == from_asr
-    assert link._mcu.collisions > 0
+    assert link._mcu.collisions > 0 or inline
     assert link.asr_resets == 0
     framing = 6 * 3 + 3  # request, response, ack; three Readies (one more per attention Ready)
     assert link.bytes_moved >= sum(map(len, from_mcu + from_asr)) + 600 * framing
@@ -152,8 +154,9 @@ def test_a_paced_link_takes_the_time_its_baud_rate_gives(links):
 
 
 def test_a_tap_nobody_reads_never_stalls_the_link_and_the_capture_keeps_every_byte(
-    links, tmp_path: Path
+    links, tmp_path: Path, monkeypatch
 ):
+    monkeypatch.setattr(tap_mod, "STALL_S", 0.1)  # how long an unread backlog is kept
     rng = random.Random(9)
     tap = Tap(tmp_path / "capture.jsonl")
     try:
@@ -166,6 +169,7 @@ def test_a_tap_nobody_reads_never_stalls_the_link_and_the_capture_keeps_every_by
             link.send_from_asr(b)
         wait_until(lambda: len(ends.at_asr) == len(ends.at_mcu) == 420, timeout=15,
                    what="214 KiB across a link whose tap nobody reads")  # fmt: skip
+        wait_until(lambda: not tap.pending, what="the tap to give up its unread backlog")
         link.stop()  # each step moves and mirrors together: now the counts are final
         assert ends.at_asr == from_mcu and ends.at_mcu == from_asr
         records = read_capture(tap.capture_path)
@@ -241,3 +245,69 @@ def test_a_silent_asr_is_reset_by_the_mcu_and_the_link_recovers(links):
     wait_until(lambda: ends.at_mcu, timeout=3, what="the ASR's answer after recovery")
     assert ends.at_mcu == [aflib.encode(aflib.update(5, 1206, b"\x80"))]
     assert link.asr_resets == resets  # a talking ASR is not reset
+
+
+# -- timing against absolute deadlines, the fast link inline, the tap's backlog -------------------
+
+
+def test_a_late_step_keeps_the_wire_schedule_answers_start_when_their_cause_landed(links):
+    """A paced link whose thread wakes 10 s late still hands the whole exchange over in that one
+    step, and its wires end busy where the bytes alone would: lateness does not add up."""
+    ends = Ends()
+    link = make_link(links, ends, baud=115200, paced=True)  # not started: steps by hand
+    sent = aflib.encode(aflib.notify_chunk(0, bytes(249)))
+    before = time.monotonic()
+    link.send_from_asr(sent)  # on the wire from now (the ASR's Ready)
+    after = time.monotonic()
+    assert ends.at_mcu == []
+    link._step(after + 10.0)
+    assert ends.at_mcu == [sent]
+    end = max(wire._busy_until for wire in link.wires.values())
+    wire_time = link.bytes_moved * 10 / 115200  # stop-and-wait: the directions never overlap
+    assert before + wire_time <= end <= after + wire_time + 1e-6
+
+
+def test_the_fast_link_hands_a_message_over_in_the_senders_thread(links):
+    ends = Ends()
+    link = make_link(links, ends)  # not started: no link thread at all
+    sent = aflib.encode(aflib.notify_chunk(0, b"abc"))
+    link.send_from_asr(sent)
+    assert ends.at_mcu == [sent]
+    answer = aflib.encode(aflib.notify_chunk(3, b"d"))
+    link.send_from_mcu(answer)
+    assert ends.at_asr == [answer]
+    assert not link.wires[ASR_TO_MCU].due(time.monotonic() + 1)  # nothing left on the line
+
+
+def test_wire_take_says_when_the_bytes_landed():
+    wire = Wire(9600, paced=True)
+    wire.put(b"ab", 1.0)
+    assert wire.take(1.0) is None
+    assert wire.take(2.0) == (pytest.approx(1.0 + 20 / 9600), b"ab")
+    assert wire.take(2.0) is None
+
+
+def test_a_sniffer_that_reads_slowly_still_gets_every_byte(tmp_path: Path):
+    """More than a pty holds goes through the tap while its reader lags: the backlog waits for
+    the reader instead of being dropped."""
+    tap = Tap(tmp_path / "capture.jsonl")
+    try:
+        data = random.Random(10).randbytes(600 * 1024)
+        for at in range(0, len(data), 6000):
+            tap.mirror_many([(ASR_TO_MCU, data[at : at + 6000], time.time())])
+        assert tap.pending  # far more than the pty takes
+        fd = os.open(tap.info()[ASR_TO_MCU], os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        got = bytearray()
+        try:
+            deadline = time.monotonic() + 10
+            while len(got) < len(data) and time.monotonic() < deadline:
+                tap.pump()  # the link's thread does this while the tap is pending
+                select.select([fd], [], [], 0.01)
+                with contextlib.suppress(BlockingIOError):
+                    got += os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        assert bytes(got) == data
+        assert tap._ports[ASR_TO_MCU].dropped == 0 and not tap.pending
+    finally:
+        tap.close()

@@ -49,7 +49,10 @@ class Asr:
         self.power_cycle(**kwargs)
 
     def power_cycle(self, **kwargs) -> None:
-        """A new Flash and McuOta on the same folder: flash kept, RAM lost."""
+        """A new Flash and McuOta on the same folder: flash kept, RAM lost (the board's
+        power-off saves the flash record first, as BoardOta does)."""
+        if hasattr(self, "flash"):
+            self.flash.sync()
         self.flash = Flash(self.state, factory_version="1.0.0")
         self.ota = McuOta(self.flash, log=self.lines.append, on_reboot=self.reboot, **kwargs)
         self.reports += self.ota.startup_messages()
@@ -367,3 +370,21 @@ def test_startup_on_the_same_object_forgets_ram_but_not_flash(asr):
     assert asr.chunk(1245, data[1245 : 1245 + CHUNK])[1] == UpdateState.FAILED
     asr.begin(len(data))
     assert asr.chunk(0, data[:CHUNK])[0] == 1245  # the flash kept the staged bytes
+
+
+def test_a_transfer_begun_while_the_mcu_boots_after_apply_survives_its_banner(asr):
+    """The apply's reboot resets the machine at once; the banner (booted, `startup_messages`)
+    comes after the boot time. A next BEGIN in between is newer than the reboot: kept."""
+    first = sample("blinky-app-1.1.0.rigimg")
+    assert asr.handoff(first).state == OtaState.VERIFY_SIGNATURE
+    asr.info(OtaState.APPLY, version_id=7)
+    assert (asr.reboots, asr.ota.phase) == (1, IDLE)
+    second = sample("vendor-app.bin")
+    assert asr.begin(len(second), version_id=8).state == OtaState.TRANSFER_BEGIN
+    assert asr.transfer(second, until=CHUNK) == CHUNK
+    asr.reports += asr.ota.startup_messages()  # the banner of the apply's reboot
+    assert asr.ota.phase == RECEIVING
+    assert asr.transfer(second, offset=CHUNK) == STOP_TRANSFER_OFFSET
+    assert asr.ota_reports()[-1].state == OtaState.VERIFY_SIGNATURE
+    asr.reports += asr.ota.startup_messages()  # any other boot (a console reboot) loses RAM
+    assert asr.ota.phase == IDLE
