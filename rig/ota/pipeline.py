@@ -165,8 +165,13 @@ class Pipeline:
             yield None
             return
         trace = PowerTrace(board.power.measure_current, name=board.name).start()
-        deadline = time.monotonic() + 2.0  # a few idle samples before the push, if it answers
-        while len(trace.samples) < 3 and trace.error is None and time.monotonic() < deadline:
+        # A few samples at rest before the push, if the supply answers: the draw must have
+        # settled (after a previous update the MCU may still be rebooting), each read whole.
+        deadline = time.monotonic() + 2.0
+        while trace.error is None and time.monotonic() < deadline:
+            trace.quiet = trace.settled()
+            if trace.quiet is not None:
+                break
             time.sleep(trace.interval_s)
         try:
             yield trace

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
+from rig import steps
 from rig.errors import RigError
 from rig.flaky import retry_flaky
-from rig.lab.board import Board
-from rig.lab.setup import Lab
 from rig.pytestplugin.record import board_param, record_of
 from rig.pytestplugin.session import (
     DEFAULT_BOARD,
@@ -24,6 +24,10 @@ from rig.pytestplugin.session import (
     session_of,
     start_session,
 )
+
+if TYPE_CHECKING:  # loaded when a test first needs a board
+    from rig.lab.board import Board
+    from rig.lab.setup import Lab
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,30 +138,37 @@ def rig_lab(pytestconfig: pytest.Config) -> Lab:
 
 
 @pytest.fixture(scope="session")
-def board(request: pytest.FixtureRequest, rig_lab: Lab) -> Iterator[Board]:
+def board(request: pytest.FixtureRequest, rig_session: RigSession, rig_lab: Lab) -> Board:
     """The board under test: `.name`, `.power`, `.console`, `.boot()`.
 
     Set up once per run and booted once (the firmware it runs before any test, its boot
-    time); a board that cannot be set up or booted is taken out of the run."""
+    time), often before the first test asks (`RigSession.warm_up`); a board that cannot be
+    set up or booted is taken out of the run."""
     name = getattr(request, "param", None)
     if name is None:
         pytest.fail("the board fixture is parametrized by rig's --board option", pytrace=False)
-    try:
-        ready, problem = rig_lab.board(name), None
-        retry_flaky(f"first boot of {name}", ready.boot, attempts=2)
-    except RigError as exc:
-        ready, problem = None, str(exc)
-        rig_lab.mark_broken(name, problem)
-    if problem:  # failed outside the except block, so pytest shows no chained traceback
-        pytest.fail(problem, pytrace=False)
-    yield ready
+    booted = rig_session.first_boot(name)
+    for event in booted.events:  # its flaky attempts go to this test's record
+        steps.emit(event)
+    if booted.problem or booted.board is None:
+        pytest.fail(booted.problem or f"board {name!r} did not boot", pytrace=False)
+    return booted.board
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection says what the first test needs: start it now, side by side."""
+    if not session.config.option.collectonly:
+        session_of(session.config).warm_up(session.items)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """A board taken out of the run: its remaining tests are skipped, saying why."""
-    name, lab = board_param(item), session_of(item.config).lab
-    reason = lab.broken(name) if name and lab else None
+    rig_session = session_of(item.config)
+    name, lab = board_param(item), rig_session.lab
+    early = name is not None and rig_session.boot_waiting(name)  # its failure is this test's
+    reason = lab.broken(name) if name and lab and not early else None
     if reason:
         pytest.skip(f"board {name!r} is out of this run: {reason.splitlines()[0]}")
 

@@ -16,81 +16,53 @@ import json
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rig import steps
-from rig.double.control import DoubleControl
-from rig.errors import RigError
-from rig.instruments.sniffer_port import HandoffRecorder
-from rig.lab.board import Board
-from rig.lab.inventory import OtaConfig
-from rig.ota.client import OtaClient
-from rig.ota.errors import OtaClientError
-from rig.ota.pipeline import Pipeline, Target
-from rig.ota.signin import OAuthCredentials, sign_in_env
+from rig.pytestplugin.services import OtaEndpoint
 from rig.pytestplugin.session import RigSession, session_of
-from rig.report.ota import attach_power_trace
-from rig.report.power_trace import PowerTrace
 
+if TYPE_CHECKING:  # loaded by the fixtures that use them: a run without OTA never pays for them
+    from rig.double.control import DoubleControl
+    from rig.instruments.sniffer_port import HandoffRecorder
+    from rig.lab.board import Board
+    from rig.ota.client import OtaClient
+    from rig.ota.pipeline import Pipeline, Target
+    from rig.report.power_trace import PowerTrace
 
-@dataclass(frozen=True)
-class OtaEndpoint:
-    """Where the lab's OTA service is and who we are to it: a token, or sign-in credentials."""
-
-    base_url: str
-    partner: str
-    account: str
-    token: str | None = field(default=None, repr=False)
-    credentials: OAuthCredentials | None = None
-
-    def client(self) -> OtaClient:
-        return OtaClient(self.base_url, partner=self.partner, token=self.token,
-                         credentials=self.credentials, account=self.account)  # fmt: skip
-
-
-def _ota_config(session: RigSession) -> tuple[OtaConfig, Path | None]:
-    try:
-        inv = session.inventory()
-    except RigError:
-        return OtaConfig(), None  # tests without a boards.yaml still get a local service
-    return inv.ota, inv.path
+__all__ = ["FaultControl", "OtaEndpoint"]
 
 
 @pytest.fixture(scope="session")
-def ota_endpoint(rig_session: RigSession, tmp_path_factory) -> Iterator[OtaEndpoint]:
-    """The OTA service this run uses (started now when boards.yaml says service: local)."""
-    ota, boards_file = _ota_config(rig_session)
+def ota_endpoint(rig_session: RigSession) -> Iterator[OtaEndpoint]:
+    """The OTA service this run uses: rig's local one when boards.yaml says service: local
+    (started by the session, often before the first test asks, and stopped after the boards),
+    else the remote server named there."""
+    from rig.ota.errors import OtaClientError
+    from rig.ota.signin import sign_in_env
+
+    ota, boards_file = rig_session.ota_config()
     account = ota.account or ota.partner
+    if ota.service == "local":
+        yield rig_session.local_ota()
+        return
     sign_in = sign_in_env(ota, boards_file)
-    if ota.service != "local" and sign_in is not None:
+    if sign_in is not None:
         try:
             credentials = sign_in.read()
         except OtaClientError as exc:
             pytest.fail(str(exc), pytrace=False)
         yield OtaEndpoint(ota.service, ota.partner, account, credentials=credentials)
         return
-    if ota.service != "local":
-        token_env = ota.token_env or "RIG_OTA_TOKEN"
-        token = os.environ.get(token_env)
-        if not token:
-            pytest.fail(f"boards.yaml names the OTA server {ota.service}, but {token_env} is not "
-                        "set: export the partner's bearer token in it", pytrace=False)  # fmt: skip
-        yield OtaEndpoint(ota.service, ota.partner, account, token)
-        return
-    from rig.ota.service.auth import PartnerAuth
-    from rig.ota.service.oauth import OAuthLogin
-    from rig.ota.service.serve import LocalService
-
-    secret, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    user = (f"rig-{ota.partner}", secret, f"{account}@rig.local", password)
-    partner = PartnerAuth(partner_id=ota.partner, token=secrets.token_urlsafe(24),
-                          account_id=account, oauth=OAuthLogin(*user))  # fmt: skip
-    credentials = OAuthCredentials(*user)
-    with LocalService(tmp_path_factory.mktemp("ota-service"), {ota.partner: partner}) as service:
-        yield OtaEndpoint(service.base_url, ota.partner, account, credentials=credentials)
+    token_env = ota.token_env or "RIG_OTA_TOKEN"
+    token = os.environ.get(token_env)
+    if not token:
+        pytest.fail(f"boards.yaml names the OTA server {ota.service}, but {token_env} is not "
+                    "set: export the partner's bearer token in it", pytrace=False)  # fmt: skip
+    yield OtaEndpoint(ota.service, ota.partner, account, token)
 
 
 @pytest.fixture(scope="session")
@@ -113,6 +85,8 @@ def ota(ota_endpoint: OtaEndpoint, rig_session: RigSession) -> Iterator[OtaClien
 def pipeline(ota: OtaClient, request: pytest.FixtureRequest) -> Pipeline:
     """image type → profile → upload → associate → push → outcome, as Allure steps; each
     outcome's stage durations, throughput and current go to the test's measurements."""
+    from rig.ota.pipeline import Pipeline
+
     pipeline = Pipeline(ota)
     if "board" in request.fixturenames:  # its supply current is traced during each OTA
         pipeline.traced = request.getfixturevalue("board")
@@ -127,6 +101,8 @@ def power_trace(
 ) -> Iterator[Callable[..., PowerTrace]]:
     """Start sampling the board's supply current: `trace = power_trace()`; the picture and
     the samples are attached when the test ends (`trace.stop()` ends sampling earlier)."""
+    from rig.report.power_trace import PowerTrace
+
     traces: list[PowerTrace] = []
 
     def start(interval_s: float = 0.02) -> PowerTrace:
@@ -138,6 +114,8 @@ def power_trace(
     for number, trace in enumerate(traces, 1):
         trace.stop()
         if session_of(request.config).allure:
+            from rig.report.ota import attach_power_trace
+
             attach_power_trace(trace, board.name, label=f" #{number}")
 
 
@@ -146,10 +124,13 @@ def ota_target(
     board: Board, pipeline: Pipeline, rig_session: RigSession, ota_endpoint: OtaEndpoint
 ) -> Target:
     """The board as the OTA service knows it: device id, device type, profile; registered."""
+    from rig.double.control import DoubleControl
+    from rig.ota.pipeline import Target
+
     config = board.config
     profile = None
     if config.profile:
-        _, boards_file = _ota_config(rig_session)
+        _, boards_file = rig_session.ota_config()
         base = boards_file.parent if boards_file else Path.cwd()
         profile = (base / config.profile).resolve()
     target = Target(device_id=board.device_id, device_type=config.device_type, profile=profile)
@@ -170,6 +151,7 @@ def scratch_ota(ota_endpoint: OtaEndpoint, tmp_path: Path) -> Iterator[OtaClient
     nothing or use up a partner's limits. Skipped when the lab's service is a remote server."""
     if not ota_endpoint.base_url.startswith("http://127.0.0.1"):
         pytest.skip("needs rig's local OTA service (boards.yaml names a remote one)")
+    from rig.ota.client import OtaClient
     from rig.ota.service.auth import PartnerAuth
     from rig.ota.service.serve import LocalService
 
@@ -184,6 +166,8 @@ def scratch_ota(ota_endpoint: OtaEndpoint, tmp_path: Path) -> Iterator[OtaClient
 @pytest.fixture
 def handoff(board: Board) -> Iterator[HandoffRecorder]:
     """Records the board's ASR⇆MCU link during the test; `.transcript()` decodes it."""
+    from rig.instruments.sniffer_port import HandoffRecorder
+
     if not board.tap:
         pytest.skip(f"board {board.name!r} has no sniffer: add tap: to boards.yaml")
     baud = board.config.tap.baud if board.config.tap else board.config.link.baud
@@ -198,6 +182,8 @@ def double_control(board: Board) -> Iterator[DoubleControl]:
     """The emulated board's control channel (link speed, later faults); skipped on real boards."""
     if not board.control_port:
         pytest.skip(f"board {board.name!r} is not emulated: it has no double to control")
+    from rig.double.control import DoubleControl
+
     control = DoubleControl(board.control_port)
     yield control
     control.close()

@@ -1,7 +1,8 @@
 """What one test leaves behind for its report: measurements, flaky attempts, deployments.
 
 Kept on the pytest item (created before its first fixture) so the board fixtures, the pipeline
-and the report hooks all add to the same record, and written as a JSON sidecar at its end.
+and the report hooks all add to the same record, and written as a JSON sidecar at its end when
+it holds something (`worth_keeping`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class TestRecord:
             "attempts": [a.as_dict() for a in self.attempts],
             "deployments": self.deployments,
         }
+
+    def worth_keeping(self) -> bool:
+        """A sidecar is written for a test on a board, or one that measured, retried a flaky
+        step or deployed; a test that touched none of that has nothing for a reader."""
+        return bool(self.board or self.measurements.items or self.attempts or self.deployments)
 
     def write(self, folder: Path) -> Path:
         """Write `folder/<test>.json` atomically (a reader never sees half a record)."""

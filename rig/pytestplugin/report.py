@@ -3,13 +3,15 @@
 Loaded by rig.pytestplugin. Every test gets a record (rig.pytestplugin.record) before its first
 fixture; the `measure` fixture and the framework's built-in measurements add to it; at the end
 of the test its out-of-limit values fail it (all listed), and the record goes to Allure, to
-JUnit as properties, and to a JSON sidecar. Per board, `boards/<name>.json` keeps what the
-nightly summary shows: firmware before and after the run, boot time, OTA throughput, broken or
-not."""
+JUnit as properties, and to a JSON sidecar (only for a test that touched a board or left
+something of its own: a unit test run next to the lab's leaves no file). Per board,
+`boards/<name>.json` keeps what the nightly summary shows: firmware before and after the run,
+boot time, OTA throughput, broken or not."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,13 +20,10 @@ import pytest
 
 from rig import steps
 from rig.flaky import Attempt
-from rig.lab.board import Board
-from rig.ota.pipeline import OtaOutcome
 from rig.pytestplugin.record import TestRecord, property_of, record_of
 from rig.pytestplugin.session import find_session, session_of
 from rig.report.allure_listener import AllureListener
 from rig.report.measure import Measurement, Measurements
-from rig.report.ota import report_outcome
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,7 +56,11 @@ class TestListener(steps.Listener):
     def event(self, event: object) -> None:
         if isinstance(event, Attempt):
             self.record.attempts.append(event)
-        elif isinstance(event, OtaOutcome):
+            return
+        pipeline = sys.modules.get("rig.ota.pipeline")  # no outcome before it is loaded
+        if pipeline is not None and isinstance(event, pipeline.OtaOutcome):
+            from rig.report.ota import report_outcome
+
             self.record.deployments.append(event.deployment)
             report_outcome(event, self.record.measurements.record, pictures=self.pictures)
 
@@ -74,12 +77,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     record = record_of(item)
-    reports = session_of(item.config).records
+    session = session_of(item.config)
 
     def recorded(measurement: Measurement) -> None:
         item.user_properties.append(property_of(measurement))
         allure.dynamic.parameter(measurement.name, measurement.shown, excluded=True)
-        reports.measured(record.board, measurement)
+        if record.board:  # per-board figures (the nightly's OTA column)
+            session.records.measured(record.board, measurement)
 
     record.measurements.on_record = recorded
     if record.board:
@@ -123,7 +127,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 name = f"flaky:{attempt.step}#{attempt.number}"
                 item.user_properties.append((name, attempt.error or "ok after retry"))
         report.user_properties = list(item.user_properties)
-        record.write(session_of(item.config).records.folder / "tests")
+        if record.worth_keeping():
+            record.write(session_of(item.config).records.folder / "tests")
     return report
 
 
@@ -143,7 +148,8 @@ def _message(report: pytest.TestReport) -> str:
 def _label_board(item: pytest.Item) -> None:
     """Allure labels a reader filters by: board, device type, the firmware it runs."""
     board = getattr(item, "funcargs", {}).get("board")  # set up by now, unless it failed
-    if not isinstance(board, Board):
+    lab_board = sys.modules.get("rig.lab.board")  # no Board before it is loaded
+    if lab_board is None or not isinstance(board, lab_board.Board):
         return
     session_of(item.config).records.board_seen(board)
     allure.dynamic.label("board", board.name)

@@ -2,24 +2,43 @@
 
 Fixtures reach it as `rig_session`, hooks with `session_of(config)`; nothing else in the plugin
 keeps run state of its own. The inventory is read, and the lab opened, only when a test needs
-them, so a run of tests without boards never touches boards.yaml.
+them, so a run of tests without boards never touches boards.yaml; the modules behind them load
+then too, so loading the plugin costs a run without boards next to nothing.
+
+It owns what outlives the tests: the lab (boards, doubles) and the local OTA service, started
+early for the first test (`warm_up`) and stopped in order at the very end (`close`).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rig.errors import RigError
-from rig.lab import inventory
-from rig.lab.setup import Lab
-from rig.report.board_records import BoardRecords
+from rig.pytestplugin.record import board_param
+from rig.pytestplugin.services import (
+    Background,
+    FirstBoot,
+    OtaEndpoint,
+    first_boot,
+    start_local_ota,
+)
+
+if TYPE_CHECKING:
+    from rig.lab.inventory import Inventory, OtaConfig
+    from rig.lab.setup import Lab
+    from rig.ota.service.serve import LocalService
+    from rig.report.board_records import BoardRecords
 
 DEFAULT_BOARD = "emulated"
+#: How long closing waits for a start still under way (a board lock, a slow double) to end.
+SETTLE_S = 90.0
 
 
 class RigSession:
@@ -29,19 +48,40 @@ class RigSession:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.selector: str = config.getoption("rig_board") or DEFAULT_BOARD
-        self.boards_file = inventory.find_boards_file(
-            config.getoption("rig_boards_file"), Path(str(config.rootpath))
-        )
-        self._inventory: inventory.Inventory | None = None
+        # as the run started (a test's monkeypatch must not change it), looked for when needed
+        self._boards_file = config.getoption("rig_boards_file") or os.environ.get("RIG_BOARDS_FILE")
+        self._inventory: Inventory | None = None
         self._names: list[str] | None = None
         self._records: BoardRecords | None = None
         self.problem: str | None = None  # why no board could be selected, said once collected
         self.lab: Lab | None = None
+        self._lab_lock = threading.Lock()
+        self._boots: dict[str, Background[FirstBoot]] = {}  # started early, not yet taken
+        self._ota: Background[tuple[LocalService, OtaEndpoint]] | None = None
 
-    def inventory(self) -> inventory.Inventory:
+    @property
+    def boards_file(self) -> Path:
+        from rig.lab.inventory import find_boards_file
+
+        return find_boards_file(self._boards_file, Path(str(self.config.rootpath)))
+
+    def inventory(self) -> Inventory:
         if self._inventory is None:
-            self._inventory = inventory.load(self.boards_file)
+            from rig.lab.inventory import load
+
+            self._inventory = load(self.boards_file)
         return self._inventory
+
+    def ota_config(self) -> tuple[OtaConfig, Path | None]:
+        """boards.yaml's `ota:` section and the file's path; without a boards.yaml, a local
+        service with the defaults (tests without boards still get one)."""
+        from rig.lab.inventory import OtaConfig
+
+        try:
+            inv = self.inventory()
+        except RigError:
+            return OtaConfig(), None
+        return inv.ota, inv.path
 
     def names(self) -> list[str]:
         """The selected boards; empty, with `problem` set, when the selection cannot be made."""
@@ -53,7 +93,13 @@ class RigSession:
         return self._names
 
     def open_lab(self) -> Lab:
+        with self._lab_lock:  # the warm-up may open it from its thread
+            return self._open_lab()
+
+    def _open_lab(self) -> Lab:
         if self.lab is None:
+            from rig.lab.setup import Lab
+
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             log_dir = self.config.getoption("rig_log_dir")
             root = Path(str(self.config.rootpath))
@@ -73,6 +119,8 @@ class RigSession:
             chosen = self.config.getoption("rig_report_dir", None)
             root = Path(str(self.config.rootpath))
             folder = Path(chosen) if chosen else root / ".rig" / "reports" / run_stamp()
+            from rig.report.board_records import BoardRecords
+
             self._records = BoardRecords(folder)
         return self._records
 
@@ -81,9 +129,67 @@ class RigSession:
         """Allure results are written (--alluredir): pictures are worth their ~70 ms each."""
         return bool(self.config.getoption("allure_report_dir", None))
 
+    def warm_up(self, items: list[pytest.Item]) -> None:
+        """Start what the first test needs, side by side, before it asks: its board (double and
+        first boot) and the local OTA service. Only the first test's: what later tests need
+        starts when they ask, and no test is running meanwhile. Not under xdist (a worker
+        does not know which board's tests it gets, and a board started early holds its lock)."""
+        if hasattr(self.config, "workerinput") or not items:  # an xdist worker's config
+            return
+        first = items[0]
+        if first.get_closest_marker("skip") is not None:
+            return
+        names = getattr(first, "fixturenames", ())
+        board = board_param(first)
+        if board is not None and "board" in names:  # first: its double is the longest to start
+            self._boots[board] = Background(f"rig-boot-{board}", lambda: self._boot(board))
+        if "ota_endpoint" in names and self.ota_config()[0].service == "local":
+            self._start_ota()
+
+    def _boot(self, name: str) -> FirstBoot:
+        return first_boot(self.open_lab(), name)
+
+    def boot_waiting(self, name: str) -> bool:
+        """The warm-up set this board up and no test has taken the result yet: whatever went
+        wrong belongs to the first test that asks, as an error, not as a skip."""
+        return name in self._boots
+
+    def first_boot(self, name: str) -> FirstBoot:
+        """The board set up and booted once: taken from the warm-up, else done now."""
+        early = self._boots.pop(name, None)
+        return early.result() if early else self._boot(name)
+
+    def local_ota(self) -> OtaEndpoint:
+        """The run's local OTA service (started now unless the warm-up did); it runs until
+        `close`, after the last board, whose ASR polls it to the end."""
+        return self._start_ota().result()[1]
+
+    def _start_ota(self) -> Background[tuple[LocalService, OtaEndpoint]]:
+        if self._ota is None:
+            folder, ota = self._ota_folder(), self.ota_config()[0]
+            self._ota = Background("rig-ota-service", lambda: start_local_ota(folder, ota))
+        return self._ota
+
+    def _ota_folder(self) -> Path:
+        """A fresh folder in pytest's temporary tree (kept for a few runs, for a post-mortem)."""
+        factory = getattr(self.config, "_tmp_path_factory", None)
+        if factory is not None:
+            return factory.mktemp("ota-service")
+        return Path(tempfile.mkdtemp(prefix="rig-ota-service-"))
+
     def close(self) -> None:
+        """Boards and doubles first, then the OTA service (their ASRs talk to it to the end)."""
+        for early in self._boots.values():
+            early.settle(SETTLE_S)
         if self.lab is not None:
             self.lab.close()
+        if self._ota is not None:
+            self._ota.settle(SETTLE_S)
+            try:
+                service, _ = self._ota.result()
+            except BaseException:  # it never started: the fixture that asked said why
+                return
+            service.stop()
 
 
 _KEY = pytest.StashKey[RigSession]()

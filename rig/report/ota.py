@@ -85,9 +85,13 @@ def record_ota(
     # the service hears ACCEPTED, when the line is slow or noisy; and a retry's window would
     # hold the first attempt's transfer); the transfer: the last attempt's, as the stage
     # durations are.
+    # A sample is stamped at the middle of its read, so with the device offered within a
+    # millisecond of the push, a slow read stamped before OFFERED can hold the transfer's draw,
+    # and the samples just after the previous deployment its reboot's: when the trace knows
+    # which samples show the board at rest before the push, only those count.
     busy = (ds.OFFERED, ds.ACCEPTED, ds.TRANSFERRING)
     first_busy = min((h["timestamp"] / 1000 for h in history if h["state"] in busy), default=None)
-    idle = trace.mean(None, first_busy)
+    idle = trace.quiet_mean() if trace.quiet else trace.mean(None, first_busy)
     if idle is not None:
         record("idle_current", idle * 1000, unit="mA", source="power")
     transfer_start = times.get(ds.TRANSFERRING)

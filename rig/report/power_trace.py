@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib loads when a picture is drawn: sampling alone never pays for it
+    from matplotlib.figure import Figure
 
 Sample = tuple[float, float]  # (wall-clock seconds, amps)
 Mark = tuple[float, str]  # (wall-clock seconds, label)
@@ -45,6 +45,9 @@ class PowerTrace:
         self.interval_s = interval_s
         self.name = name
         self.error: str | None = None
+        #: Which samples show the board at rest, read start to finish before it was asked to do
+        #: anything (set by whoever asks): its idle draw, with no read that overlapped the work.
+        self.quiet: slice | None = None
         self._samples: list[Sample] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -118,10 +121,29 @@ class PowerTrace:
     def window(self, t0: float | None = None, t1: float | None = None) -> list[float]:
         """The currents sampled between wall times t0 and t1 (both inclusive, None: open)."""
         return [
-            amps
-            for t, amps in self.samples
-            if (t0 is None or t >= t0) and (t1 is None or t <= t1)
+            amps for t, amps in self.samples if (t0 is None or t >= t0) and (t1 is None or t <= t1)
         ]
+
+    def quiet_mean(self) -> float | None:
+        """Mean of the samples that show the board at rest (`quiet`), or None."""
+        if self.quiet is None:
+            return None
+        with self._lock:
+            quiet = [amps for _, amps in self._samples[self.quiet]]
+        return sum(quiet) / len(quiet) if quiet else None
+
+    def settled(self, count: int = 3, spread: float = 0.1) -> slice | None:
+        """The last `count` samples if they agree within `spread` (a fraction of their mean):
+        the draw has stopped moving (a boot, a flash write just ended), else None."""
+        with self._lock:
+            last = [amps for _, amps in self._samples[-count:]]
+            total = len(self._samples)
+        if len(last) < count:
+            return None
+        mean = sum(last) / count
+        if max(last) - min(last) > spread * max(abs(mean), 1e-6):
+            return None
+        return slice(total - count, total)
 
     def mean(self, t0: float | None = None, t1: float | None = None) -> float | None:
         """Mean current over the window; None when no sample falls in it."""
@@ -168,6 +190,8 @@ def power_figure(
 
     Marks outside the sampled span are not drawn (clamped to an edge they would pile up and lie
     about their time); they are listed under the plot with their offset instead."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10, 4.5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
@@ -202,6 +226,8 @@ def power_figure(
 
 def save_png(fig: Figure, path: str | Path) -> Path:
     """Render a Figure to a PNG through Agg (no pyplot, no backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig).print_png(str(path))

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
+if TYPE_CHECKING:  # matplotlib loads when a picture is drawn (only for an Allure report)
+    from matplotlib.figure import Figure
 
 from rig.ota import states as ds
 from rig.protocol import aflib
@@ -128,6 +128,9 @@ def timeline_figure(
     span = max(times, default=start) - start
     pad = max(span * 0.03, 0.01)
     right = span + pad
+
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     fig = Figure(figsize=(11, 6), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 1]})

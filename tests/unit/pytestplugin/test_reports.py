@@ -132,14 +132,19 @@ def test_allure_results_carry_labels_parameters_and_attachments(inner_lab, tmp_p
 
 
 def test_a_board_that_cannot_boot_is_out_of_the_run_and_the_others_go_on(inner_lab, tmp_path):
-    inner_lab.makefile(".yaml", boards=BOARDS.replace(
-        "double: {firmware_version: 2.0.3}", "double: {firmware_version: 2.0.3, min_volts: 5.0}"
-    ))  # fmt: skip  (bravo's supply is below its brown-out level: it never shows a banner)
-    inner_lab.makepyfile(test_b="""
+    inner_lab.makefile(
+        ".yaml",
+        boards=BOARDS.replace(
+            "double: {firmware_version: 2.0.3}", "double: {firmware_version: 2.0.3, min_volts: 5.0}"
+        ),
+    )  # fmt: skip  (bravo's supply is below its brown-out level: it never shows a banner)
+    inner_lab.makepyfile(
+        test_b="""
         def test_one(board): assert board.firmware
         def test_two(board): assert board.firmware
         def test_three(board): assert board.firmware
-    """)
+    """
+    )
     result, out = run(inner_lab, tmp_path, "--board", "alpha,bravo", "-rs")
     result.assert_outcomes(passed=3, errors=1, skipped=2)
     text = result.stdout.str()
@@ -154,13 +159,15 @@ def test_a_board_that_cannot_boot_is_out_of_the_run_and_the_others_go_on(inner_l
 
 
 def test_a_board_that_fails_its_recovery_is_out_of_the_run(inner_lab, tmp_path):
-    inner_lab.makepyfile(test_c="""
+    inner_lab.makepyfile(
+        test_c="""
         def test_breaks_it(board):
             board.power.set_volts(2.0)  # below its brown-out level: no boot from now on
             assert False, "left the board browned out"
         def test_next(board): pass
         def test_after(board): pass
-    """)
+    """
+    )
     result, out = run(inner_lab, tmp_path, "--board", "alpha", "-rs")
     result.assert_outcomes(failed=1, errors=1, skipped=1)
     text = result.stdout.str()
@@ -176,7 +183,8 @@ def test_a_board_that_fails_its_recovery_is_out_of_the_run(inner_lab, tmp_path):
 
 
 def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(inner_lab, tmp_path):
-    inner_lab.makepyfile(test_f="""
+    inner_lab.makepyfile(
+        test_f="""
         from rig.errors import RigError
         from rig.flaky import retry_flaky
 
@@ -195,7 +203,8 @@ def test_a_flaky_step_is_recorded_and_a_failing_test_is_never_rerun(inner_lab, t
             runs.append(1)
             assert len(runs) == 1
             raise AssertionError("firmware bug")
-    """)
+    """
+    )
     result, out = run(inner_lab, tmp_path, "--board", "alpha")
     result.assert_outcomes(passed=1, failed=1)
     assert result.stdout.str().count("firmware bug") >= 1
@@ -221,10 +230,12 @@ def test_an_instrument_that_does_not_answer_takes_its_board_out_of_the_run(inner
     console: {{port: {os.ttyname(slave)}}}
     power: {{resource: "TCPIP0::127.0.0.1::{port}::SOCKET", timeout_s: 0.5}}
 """, 1))  # fmt: skip
-        inner_lab.makepyfile(test_i="""
+        inner_lab.makepyfile(
+            test_i="""
             def test_one(board): assert board.firmware
             def test_two(board): assert board.firmware
-        """)
+        """
+        )
         result, out = run(inner_lab, tmp_path, "--board", "bench-7,alpha", "-rs")
     finally:
         silent.close()

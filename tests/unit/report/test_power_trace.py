@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from matplotlib.image import imread
 
+from rig.report.ota import record_ota
 from rig.report.power_trace import PowerTrace, marks_from_history, power_figure
 from tests.unit.helpers import wait_until
 
@@ -91,6 +92,38 @@ def test_mean_and_peak_over_windows_are_exact():
     values = [a for _, a in trace.samples]
     assert trace.mean() == sum(values) / len(values) and trace.peak() == values[-1]
     assert PowerTrace(Counter()).mean() is None and PowerTrace(Counter()).peak() is None
+
+
+def test_settled_is_the_last_samples_once_they_agree():
+    moving, _ = recorded(6)  # 0, 0.25, 0.5, …: never settled
+    assert moving.settled() is None
+    assert moving.quiet_mean() is None  # nobody said when the board was at rest
+    values = iter([0.045, 0.045, 0.012, 0.0121, 0.0119, 0.012])  # a boot, then at rest
+    trace = PowerTrace(lambda: next(values), interval_s=0.001).start()
+    wait_until(lambda: trace.error is not None, what="the six values read")  # then it stops
+    trace.stop()
+    assert len(trace.samples) == 6
+    assert trace.settled() == slice(3, 6)
+    trace.quiet = trace.settled()
+    assert trace.quiet_mean() == pytest.approx(0.012)
+    assert trace.settled(count=5) is None  # the boot's 45 mA is among the last five
+
+
+def test_idle_current_counts_only_the_quiet_samples():
+    trace, _ = recorded(6)  # 0, 250, 500, 750, 1000, 1250 mA
+    times = [t for t, _ in trace.samples]
+    # OFFERED stamped after sample 4: the time window alone would take 0..1000 mA
+    history = [{"state": "OFFERED", "timestamp": (times[4] + 0.0001) * 1000}]
+    got: dict[str, float] = {}
+
+    def record(name: str, value: float, **_: object) -> None:
+        got[name] = value
+
+    record_ota(record, {"history": history}, image_size=0, trace=trace)
+    assert got["idle_current"] == 500.0
+    trace.quiet = slice(0, 2)  # at rest for the first two whole reads
+    record_ota(record, {"history": history}, image_size=0, trace=trace)
+    assert got["idle_current"] == 125.0
 
 
 def test_a_failing_instrument_is_named_in_error_and_stop_still_returns():

@@ -1,0 +1,121 @@
+"""What a run starts for its tests (the local OTA service, a board's double and first boot),
+started side by side in the background, and stopped in order after the last board.
+
+A test using a board and the local OTA service used to wait for the double to start, the board
+to boot, then the service to start, one after the other. They are independent (the double is its
+own process), so once collection says what the first test needs, both start in daemon threads
+(a run stopped with Ctrl-C never waits on them) and the fixtures take what is ready. Nothing
+heavy is imported here: the OTA service's modules load in the thread that starts it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from rig import steps
+from rig.errors import RigError
+from rig.flaky import retry_flaky
+
+if TYPE_CHECKING:
+    from rig.lab.board import Board
+    from rig.lab.inventory import OtaConfig
+    from rig.lab.setup import Lab
+    from rig.ota.client import OtaClient
+    from rig.ota.service.serve import LocalService
+    from rig.ota.signin import OAuthCredentials
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OtaEndpoint:
+    """Where the lab's OTA service is and who we are to it: a token, or sign-in credentials."""
+
+    base_url: str
+    partner: str
+    account: str
+    token: str | None = field(default=None, repr=False)
+    credentials: OAuthCredentials | None = None
+
+    def client(self) -> OtaClient:
+        from rig.ota.client import OtaClient
+
+        return OtaClient(self.base_url, partner=self.partner, token=self.token,
+                         credentials=self.credentials, account=self.account)  # fmt: skip
+
+
+class Background(Generic[T]):
+    """One result computed in a daemon thread; `result()` waits for it or raises its error."""
+
+    def __init__(self, name: str, work: Callable[[], T]) -> None:
+        self._future: Future[T] = Future()
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], T]) -> None:
+        try:
+            self._future.set_result(work())
+        except BaseException as exc:  # handed to whoever asks for the result
+            self._future.set_exception(exc)
+
+    def result(self) -> T:
+        return self._future.result()
+
+    def settle(self, timeout_s: float) -> None:
+        """Wait (bounded) for the work to end, so nothing is torn down under it."""
+        self._thread.join(timeout_s)
+
+
+def start_local_ota(folder: Path, ota: OtaConfig) -> tuple[LocalService, OtaEndpoint]:
+    """rig's OTA service on loopback in `folder`, with a fresh partner, user and password."""
+    from rig.ota.service.auth import PartnerAuth
+    from rig.ota.service.oauth import OAuthLogin
+    from rig.ota.service.serve import LocalService
+    from rig.ota.signin import OAuthCredentials
+
+    account = ota.account or ota.partner
+    secret, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    user = (f"rig-{ota.partner}", secret, f"{account}@rig.local", password)
+    partner = PartnerAuth(partner_id=ota.partner, token=secrets.token_urlsafe(24),
+                          account_id=account, oauth=OAuthLogin(*user))  # fmt: skip
+    service = LocalService(folder, {ota.partner: partner}).start()
+    endpoint = OtaEndpoint(service.base_url, ota.partner, account,
+                           credentials=OAuthCredentials(*user))  # fmt: skip
+    return service, endpoint
+
+
+@dataclass
+class FirstBoot:
+    """A board set up and booted once, or why not; the flaky attempts it emitted on the way
+    (re-emitted by the fixture, so they land in the first test's record as before)."""
+
+    board: Board | None
+    problem: str | None
+    events: list[object]
+
+
+class _Events(steps.Listener):
+    def __init__(self, events: list[object]) -> None:
+        self.events = events
+
+    def event(self, event: object) -> None:
+        self.events.append(event)
+
+
+def first_boot(lab: Lab, name: str) -> FirstBoot:
+    """Set the board up and boot it (twice at most); a board that cannot is out of the run."""
+    events: list[object] = []
+    with steps.listening(_Events(events), only=True):
+        try:
+            ready = lab.board(name)
+            retry_flaky(f"first boot of {name}", ready.boot, attempts=2)
+        except RigError as exc:
+            lab.mark_broken(name, str(exc))
+            return FirstBoot(None, str(exc), events)
+    return FirstBoot(ready, None, events)
