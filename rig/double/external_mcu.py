@@ -70,6 +70,9 @@ class ExternalMcu:
     def poll(self, now: float) -> None:
         return None  # a real MCU resets the ASR on its own line, not through the double
 
+    def deadline(self) -> None:
+        return None  # no timeout of the MCU's runs here
+
     def reset(self) -> None:
         with self._lock:
             self._rx.clear()

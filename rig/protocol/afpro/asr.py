@@ -70,6 +70,14 @@ class AsrTransport(Outbox):
             self._ask()
         self._timers.tick(now)  # what the timeout did, it did now
 
+    def deadline(self) -> float | None:
+        """The earliest time `poll` may act, or None when giving up would change nothing (idle,
+        nothing queued, no Ready out): a caller need not poll before then. Valid after a
+        `poll`; an event since only makes it early."""
+        if self.phase is AsrPhase.IDLE and not self._queue and not self._asked:
+            return None
+        return self._timers.moved_at + self.give_up_timeout
+
     # -- events ---------------------------------------------------------------------------
 
     def _enter(self, phase: AsrPhase) -> None:

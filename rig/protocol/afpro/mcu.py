@@ -77,6 +77,16 @@ class McuTransport(Outbox):
         self._timers.tick(now)  # what the timeouts did, they did now
         return reset
 
+    def deadline(self) -> float | None:
+        """The earliest time `poll` may act, or None while idle (no timeout runs): a caller
+        need not poll before then. Valid after a `poll`; an event since only makes it early."""
+        if self.phase is McuPhase.IDLE:
+            return None
+        reply = self._timers.heard_at + self.reply_timeout
+        if self.phase is McuPhase.AWAIT_BOOT:
+            return reply
+        return min(reply, self._timers.moved_at + self.resync_timeout)
+
     def _on_timeouts(self, now: float) -> bool:
         stuck = now - self._timers.moved_at >= self.resync_timeout
         if self.phase is McuPhase.IDLE:
@@ -104,6 +114,7 @@ class McuTransport(Outbox):
 
     def _kick(self) -> None:
         if self.phase is McuPhase.IDLE and (self._queue or self._attention):
+            self._timers.heard()  # the ASR's silence counts from now, not from the last poll
             self._start()
 
     def _start(self) -> None:

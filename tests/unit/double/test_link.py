@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rig.double import link as link_mod
 from rig.double import tap as tap_mod
 from rig.double.link import Link, Wire
 from rig.double.tap import Tap, read_capture
@@ -231,7 +232,7 @@ def test_a_silent_asr_is_reset_by_the_mcu_and_the_link_recovers(links):
     link.send_from_mcu(aflib.encode(aflib.Message(aflib.MsgType.GET, 5, 1206)))
     started = time.monotonic()
     wait_until(lambda: link.asr_resets > 0, timeout=3, what="the MCU to reset the silent ASR")
-    # not before the reply timeout (silence counts from the MCU's last idle tick, <= 50 ms before)
+    # not before the reply timeout (silence counts from the send)
     assert time.monotonic() - started >= 0.3 - 0.1
     with link._cond:  # the link thread steps under this lock: read both counts between steps
         assert link._mcu.resets == link.asr_resets
@@ -245,6 +246,25 @@ def test_a_silent_asr_is_reset_by_the_mcu_and_the_link_recovers(links):
     wait_until(lambda: ends.at_mcu, timeout=3, what="the ASR's answer after recovery")
     assert ends.at_mcu == [aflib.encode(aflib.update(5, 1206, b"\x80"))]
     assert link.asr_resets == resets  # a talking ASR is not reset
+
+
+def test_an_idle_link_sleeps_and_a_lost_send_wakes_its_thread_for_the_timeout(links, monkeypatch):
+    """No fixed tick: the link's thread sleeps until a transport's deadline, and a send handed
+    over inline that leaves a timeout running tells it so (the backstop is made an hour here, so
+    only the deadline can explain the reset)."""
+    monkeypatch.setattr(link_mod, "IDLE_TICK_S", 3600.0)
+    ends = Ends()
+    link = make_link(links, ends, mcu=McuTransport(reply_timeout=0.3))
+    cut = threading.Event()
+    link.wires[ASR_TO_MCU].corrupt = lambda data: b"" if cut.is_set() else data
+    link.start()
+    wait_until(lambda: link.bytes_moved == 21 and link._mcu.phase.value == "idle",
+               what="the boot transaction")  # fmt: skip
+    with link._cond:
+        assert link._next_wake() is None  # nothing due: the thread sleeps
+    cut.set()
+    link.send_from_mcu(aflib.encode(aflib.Message(aflib.MsgType.GET, 5, 1206)))  # inline, lost
+    wait_until(lambda: link.asr_resets > 0, timeout=10, what="the MCU to reset the silent ASR")
 
 
 # -- timing against absolute deadlines, the fast link inline, the tap's backlog -------------------

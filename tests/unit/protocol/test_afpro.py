@@ -264,6 +264,42 @@ def test_the_asr_gives_up_an_abandoned_transaction_only_after_the_mcu_would_have
     assert asr.phase is AsrPhase.IDLE and asr.outgoing() == R  # asks again
 
 
+def test_idle_ends_have_no_deadline_so_an_idle_link_need_not_poll():
+    mcu, asr = booted()
+    mcu.poll(0.0)
+    asr.poll(0.0)
+    assert mcu.deadline() is None and asr.deadline() is None
+    assert AsrTransport().deadline() is not None  # its boot Ready is out: it may ask again
+
+
+def test_the_mcu_deadline_is_its_next_resync_then_the_reset_of_a_silent_asr():
+    mcu, _ = booted()
+    mcu.poll(0.0)
+    mcu.send(GET_6)
+    mcu.poll(100.0)  # silence counts from the send, however long the MCU was idle unpolled
+    assert mcu.deadline() == 100.0 + RESYNC_TIMEOUT
+    assert not mcu.poll(100.0 + RESYNC_TIMEOUT) and mcu.resyncs == 1
+    now = 100.0
+    while (due := mcu.deadline()) is not None and mcu.phase is not McuPhase.AWAIT_BOOT:
+        assert due > now  # each poll at the deadline moves it on: no busy loop
+        now = due
+        mcu.poll(now)
+    assert now == 100.0 + REPLY_TIMEOUT and mcu.resets == 1
+    assert mcu.deadline() == now + REPLY_TIMEOUT  # awaiting the boot: only the reply timeout
+
+
+def test_the_asr_deadline_is_its_give_up_while_a_transaction_or_a_message_waits():
+    _, asr = booted()
+    asr.send(SET_20)
+    asr.poll(3.0)
+    assert asr.deadline() == 3.0 + GIVE_UP_TIMEOUT  # the attention Ready may go unheard
+    asr.receive(H("30 0000 0000 30"))
+    asr.poll(4.0)
+    assert asr.deadline() == 4.0 + GIVE_UP_TIMEOUT
+    asr.poll(4.0 + GIVE_UP_TIMEOUT)
+    assert asr.phase is AsrPhase.IDLE and asr.outgoing().endswith(R)  # asked again
+
+
 def test_asr_reset_forgets_its_queue_and_announces_itself():
     _, asr = booted()
     asr.send(SET_20)
