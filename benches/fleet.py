@@ -1,12 +1,15 @@
 """N emulated boards in one double, one 64 KiB image pushed to all of them. A benchmark.
 
-    .venv/bin/python benches/fleet.py [--sizes 10,50,100] [--settle 3]
+    .venv/bin/python benches/fleet.py [--sizes 10,50,100] [--settle 3] [--processes 1]
 
 For each N, in fresh processes: the OTA service (`python -m rig ota serve --port 0`, which prints
 its URL) and one board double holding N boards (`rig.double.runner.serve(..., as_json=True)` in a
-child, as `rig double --json` runs it). Each board is registered as a device of type blinky
-(fixtures/profiles/blinky.yaml) through `OtaClient`/`Pipeline`, told its identity over the
-double's control port and switched on over its SCPI port. Then:
+child, as `rig double --json` runs it); with `--processes P`, a parent sharing the boards over P
+child doubles (`rig.double.processes.serve_processes`, as `rig double --processes P` runs it),
+whose CPU, RSS, threads and descriptors are summed over the parent and its children. Each board
+is registered as a device of type blinky (fixtures/profiles/blinky.yaml) through
+`OtaClient`/`Pipeline`, told its identity over its double's control port and switched on over its
+SCPI port. Then:
 
 - idle: CPU of the double and of the service over `--settle` seconds with every board booted and
   nothing to do (% of one core), and the double's threads (/proc/PID/status) and descriptors
@@ -56,8 +59,14 @@ DOUBLE = """
 import sys
 from rig.double import runner
 from rig.double.spec import EmulatedBoardSpec
-n = int(sys.argv[1])
-sys.exit(runner.serve([EmulatedBoardSpec(f"fleet{i:03d}") for i in range(n)], as_json=True))
+sys.exit(runner.serve([EmulatedBoardSpec(name) for name in sys.argv[1:]], as_json=True))
+"""
+DOUBLES = f"""
+import sys
+from rig.double.processes import serve_processes, share
+names, processes = sys.argv[2:], int(sys.argv[1])
+child = lambda group: [sys.executable, "-c", {DOUBLE!r}, *group]
+sys.exit(serve_processes(share(names, processes), child, as_json=True))
 """
 
 
@@ -97,6 +106,16 @@ def status(pid: int, key: str) -> int:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def tree(pid: int) -> list[int]:
+    """`pid` and its children: a `--processes` parent and its doubles, read once all are up."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(int(kid) for kid in kids)]
+
+
+def total(measure: Callable[[int], float], pids: list[int]) -> float:
+    return sum(measure(pid) for pid in pids)
 
 
 def spawn(args: list[str]) -> subprocess.Popen[bytes]:
@@ -161,7 +180,7 @@ def wait_all(what: str, pending: set[str], done: Callable[[str], bool], timeout:
             time.sleep(0.1)
 
 
-def measure(n: int, settle: float, work: Path) -> Row:
+def measure(n: int, settle: float, work: Path, processes: int) -> Row:
     row = Row(n)
     data = str(work / f"ota-{n}")
     service = spawn([sys.executable, "-m", "rig", "ota", "serve", "--port", "0",
@@ -169,10 +188,15 @@ def measure(n: int, settle: float, work: Path) -> Row:
     double = None
     try:
         url = read_lines(service, 1, 30)[0].strip()
-        double = spawn([sys.executable, "-c", DOUBLE, str(n)])
+        names = [f"fleet{i:03d}" for i in range(n)]
+        if processes == 1:
+            double = spawn([sys.executable, "-c", DOUBLE, *names])
+        else:
+            double = spawn([sys.executable, "-c", DOUBLES, str(processes), *names])
         boards = [json.loads(line) for line in read_lines(double, n, 120)]
+        procs = {"double": tree(double.pid), "service": [service.pid]}
         with OtaClient(url, partner="lab", token="tok") as ota:
-            run(row, ota, url, boards, service.pid, double.pid, settle)
+            run(row, ota, url, boards, procs, settle)
     except Failed as exc:
         row.failure = str(exc)
     except Exception as exc:  # a bench reports, it does not crash
@@ -184,11 +208,13 @@ def measure(n: int, settle: float, work: Path) -> Row:
     return row
 
 
-def run(row: Row, ota: OtaClient, url: str, boards: list[dict], service: int, double: int,
+def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str, list[int]],
         settle: float) -> None:  # fmt: skip
     pipeline = Pipeline(ota)
     pipeline.ensure_image_type(101, "application")
-    control = DoubleControl(int(boards[0]["control"]), timeout_s=60)
+    ports = {int(board["control"]) for board in boards}  # one per double process
+    controls = {port: DoubleControl(port, timeout_s=60) for port in ports}
+    control_of = {board["board"]: controls[int(board["control"])] for board in boards}
     devices: dict[str, str] = {}
     try:
         for i, board in enumerate(boards):
@@ -196,8 +222,8 @@ def run(row: Row, ota: OtaClient, url: str, boards: list[dict], service: int, do
             secret = pipeline.ensure_device(target)
             if i == 0:
                 pipeline.publish(target, 101)
-            control.call("ota", board=board["board"], url=url, device_id=target.device_id,
-                         secret=secret)  # fmt: skip
+            control_of[board["board"]].call("ota", board=board["board"], url=url,
+                                            device_id=target.device_id, secret=secret)  # fmt: skip
             devices[board["board"]] = target.device_id
         for board in boards:
             try:
@@ -208,24 +234,26 @@ def run(row: Row, ota: OtaClient, url: str, boards: list[dict], service: int, do
             if not applied:
                 raise Failed(f"{board['board']}: OUTP ON was not applied")
         wait_all("booted", set(devices),
-                 lambda b: control.call("status", board=b)["mcu"] == "idle", 60)  # fmt: skip
+                 lambda b: control_of[b].call("status", board=b)["mcu"] == "idle", 60)  # fmt: skip
         time.sleep(1.0)  # let the ASRs finish their boot chatter before measuring idle
-        procs = {"double": double, "service": service}
-        before = {k: cpu_s(p) for k, p in procs.items()}
+        before = {k: total(cpu_s, p) for k, p in procs.items()}
         time.sleep(settle)
-        row.idle_pct = {k: 100 * (cpu_s(p) - before[k]) / settle for k, p in procs.items()}
-        row.threads, row.fds = status(double, "Threads"), fd_count(double)
+        row.idle_pct = {k: 100 * (total(cpu_s, p) - before[k]) / settle for k, p in procs.items()}
+        double = procs["double"]
+        row.threads = int(total(lambda p: status(p, "Threads"), double))
+        row.fds = int(total(fd_count, double))
         push(row, ota, devices, procs)
     finally:
-        control.close()
+        for control in controls.values():
+            control.close()
 
 
-def push(row: Row, ota: OtaClient, devices: dict[str, str], procs: dict[str, int]) -> None:
+def push(row: Row, ota: OtaClient, devices: dict[str, str], procs: dict[str, list[int]]) -> None:
     name = f"fleet-{uuid.uuid4().hex[:8]}"
     image = ota.upload_image(random.randbytes(IMAGE_BYTES), type_=101, version="2.0.0",
                              name=name, description="benches/fleet.py")  # fmt: skip
     ota.associate("blinky", 101, image["versionNumber"])
-    cpu0 = {k: cpu_s(p) for k, p in procs.items()}
+    cpu0 = {k: total(cpu_s, p) for k, p in procs.items()}
     t0 = time.time()
     pushed: dict[str, float] = {}
     for device in devices.values():
@@ -238,8 +266,8 @@ def push(row: Row, ota: OtaClient, devices: dict[str, str], procs: dict[str, int
             if record["state"] in FINAL:
                 done[deployment] = record
         time.sleep(0.2)
-    row.cpu_s = {k: cpu_s(p) - cpu0[k] for k, p in procs.items()}
-    row.rss_mib = {k: status(p, "VmHWM") / 1024 for k, p in procs.items()}
+    row.cpu_s = {k: total(cpu_s, p) - cpu0[k] for k, p in procs.items()}
+    row.rss_mib = {k: total(lambda p: status(p, "VmHWM"), p) / 1024 for k, p in procs.items()}
     ends, per_device, failures = [], [], collections.Counter()
     for deployment, at in pushed.items():
         record = done.get(deployment)
@@ -292,15 +320,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,50,100", help="board counts, comma-separated")
     parser.add_argument("--settle", type=float, default=3.0, help="idle CPU window, seconds")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="double processes sharing the boards, as rig double --processes",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     code = Path(sys.modules["rig"].__file__).parent.parent
-    print(f"fleet: one 64 KiB image to N boards of one double; {os.cpu_count()} cores; "
+    doubles = "one double" if args.processes == 1 else f"{args.processes} double processes"
+    print(f"fleet: one 64 KiB image to N boards of {doubles}; {os.cpu_count()} cores; "
           f"rig from {code}", flush=True)  # fmt: skip
     rows = []
     with tempfile.TemporaryDirectory(prefix="rig-fleet-") as work:
         for n in sizes:
-            rows.append(measure(n, args.settle, Path(work)))
+            rows.append(measure(n, args.settle, Path(work), args.processes))
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(table(rows))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def _probe(inv: inventory.Inventory, names: list[str], *, boot: bool) -> int:
 
 def cmd_double(args: argparse.Namespace) -> int:
     """Run the board double for the emulated boards of the inventory until SIGTERM/Ctrl-C."""
+    from rig.double.processes import serve_processes, share
     from rig.double.runner import serve
     from rig.lab.double_process import spec_for
 
@@ -78,7 +80,17 @@ def cmd_double(args: argparse.Namespace) -> int:
         raise RigError(f"{inv.path} has no board with kind: emulated")
     state = Path(args.state_dir) if args.state_dir else None
     specs = [spec_for(name, inv.boards[name], state) for name in names]
-    return serve(specs, as_json=args.json)
+    groups = share(names, args.processes)
+    if len(groups) == 1:
+        return serve(specs, as_json=args.json)
+
+    def child(group: list[str]) -> list[str]:
+        """The same command for a share of the boards, announcing as JSON to the parent."""
+        command = [sys.executable, "-m", "rig", "double", "--json", "--boards-file",
+                   str(inv.path), "--board", ",".join(group)]  # fmt: skip
+        return command + (["--state-dir", str(state)] if state else [])
+
+    return serve_processes(groups, child, as_json=args.json)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -110,4 +122,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     double.add_argument("--json", action="store_true",
                         help="print one JSON object per board once ready")  # fmt: skip
     double.add_argument("--state-dir", help="folder for the boards' persistent state (flash)")
+    double.add_argument(
+        "--processes", type=int, default=1, metavar="N",
+        help="share the boards round-robin over N double processes, one per core (default 1: "
+        "this process serves them all)",
+    )  # fmt: skip
     double.set_defaults(run=cmd_double)

@@ -251,12 +251,12 @@ class Double:
         self.close()
 
 
-class _StopSignals:
+class StopSignals:
     """SIGTERM/SIGINT -> a byte in a pipe; `wait()` returns once one has arrived."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __enter__(self) -> _StopSignals:
+    def __enter__(self) -> StopSignals:
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
         self._previous = {sig: signal.signal(sig, self._on_signal) for sig in self.SIGNALS}
@@ -265,6 +265,10 @@ class _StopSignals:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(OSError):  # pipe full after many signals: one byte is enough
             os.write(self._write, b"\0")
+
+    def fileno(self) -> int:
+        """Readable once a signal arrived: a parent double selects on it with its children."""
+        return self._read
 
     def poke(self) -> None:
         """Wake `wait()` from another thread (the reactor died)."""
@@ -282,7 +286,8 @@ class _StopSignals:
         os.close(self._write)
 
 
-def _table(rows: list[dict[str, object]]) -> str:
+def ready_table(rows: list[dict[str, object]]) -> str:
+    """The human announcement: one row per board, then how to stop the double."""
     header = ("BOARD", "MODEL", "CH", "POWER", "CONSOLE")
     cells = [header] + [
         (str(r["board"]), str(r["model"]), str(r["channel"]), str(r["power"]), str(r["console"]))
@@ -302,7 +307,7 @@ def serve(specs: Iterable[EmulatedBoardSpec], *, as_json: bool, out: TextIO | No
     or 1 if the double broke while running (said on stderr).
     """
     out = out if out is not None else sys.stdout
-    with _StopSignals() as stop, Double(specs) as double:
+    with StopSignals() as stop, Double(specs) as double:
         assert double.reactor is not None
         double.reactor.on_failure.append(lambda exc: stop.poke())
         try:
@@ -311,7 +316,7 @@ def serve(specs: Iterable[EmulatedBoardSpec], *, as_json: bool, out: TextIO | No
             if as_json:
                 out.write("".join(json.dumps(row) + "\n" for row in rows))
             else:
-                out.write(_table(rows))
+                out.write(ready_table(rows))
             out.flush()
             stop.wait()
             double.check()
