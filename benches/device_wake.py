@@ -23,11 +23,7 @@ import argparse
 import json
 import os
 import random
-import selectors
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,87 +32,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fleet import (  # the fleet bench's set-up: same service, same double
+    BLINKY,
+    DOUBLE,
+    FINAL,
+    Failed,
+    cpu_s,
+    read_lines,
+    scpi,
+    spawn,
+    status,
+    stop,
+)
+
 from rig.double.control import DoubleControl
 from rig.ota.client import OtaClient
 from rig.ota.pipeline import Pipeline, Target
-from rig.ota.states import TERMINAL
 
-REPO = Path(__file__).resolve().parent.parent
-BLINKY = REPO / "fixtures" / "profiles" / "blinky.yaml"
-TICKS = os.sysconf("SC_CLK_TCK")
 IMAGE_BYTES = 2 * 1024
-FINAL = TERMINAL - {"INTERRUPTED"}  # INTERRUPTED is offered again: not an outcome yet
-DOUBLE = """
-import sys
-from rig.double import runner
-from rig.double.spec import EmulatedBoardSpec
-n = int(sys.argv[1])
-sys.exit(runner.serve([EmulatedBoardSpec(f"wake{i:03d}") for i in range(n)], as_json=True))
-"""
-
-
-class Failed(Exception):
-    """This N could not be measured; the message says why."""
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
-
-
-def spawn(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy())  # fmt: skip
-
-
-def read_lines(proc: subprocess.Popen[bytes], count: int, timeout: float) -> list[str]:
-    """`count` lines of the child's stdout, or Failed with its stderr."""
-    assert proc.stdout is not None
-    data, deadline = b"", time.monotonic() + timeout
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while data.count(b"\n") < count:
-            remaining = deadline - time.monotonic()
-            chunk = b"?"
-            if remaining > 0 and selector.select(remaining):
-                chunk = os.read(proc.stdout.fileno(), 1 << 16)
-                data += chunk
-            if remaining <= 0 or not chunk:
-                stop(proc)
-                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                got = data.count(b"\n")
-                raise Failed(f"child announced {got}/{count} lines: {err[-600:]}")
-    return data.decode().splitlines()[:count]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def scpi(resource: str, line: str) -> str:
-    _, host, port, _ = resource.split("::")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(line.encode() + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise Failed(f"the supply at {resource} closed the connection")
-            reply += chunk
-    return reply.decode().strip()
+    return status(pid, "Threads")
 
 
 def until(what: str, done: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
@@ -187,7 +124,7 @@ def measure(n: int, pushes: int, idle_s: float, work: Path) -> str:
     double = None
     try:
         url = read_lines(service, 1, 30)[0].strip()
-        double = spawn([sys.executable, "-c", DOUBLE, str(n)])
+        double = spawn([sys.executable, "-c", DOUBLE, *(f"wake{i:03d}" for i in range(n))])
         boards = [json.loads(line) for line in read_lines(double, n, 120)]
         with OtaClient(url, partner="lab", token="tok") as ota:
             devices = boot(ota, url, boards)
