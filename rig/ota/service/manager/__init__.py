@@ -22,6 +22,7 @@ from rig.ota.service.oauth import TokenIssuer
 
 _STATIC = resources.files(__package__).joinpath("static")
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_PAGE = "index.html"
 #: Only the page's own files, from its own origin: no script, style or font from the internet.
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -35,7 +36,7 @@ api = APIRouter(prefix="/v1/local", tags=["ota-manager"], route_class=StrictJson
 
 
 def _files() -> dict[str, tuple[bytes, str]]:
-    """name → (bytes, content type) of every static file but the page itself."""
+    """name → (bytes, content type) of every static file but the page itself (served at /)."""
     found = {}
     for item in _STATIC.iterdir():
         suffix = "." + item.name.rpartition(".")[2]
@@ -44,12 +45,14 @@ def _files() -> dict[str, tuple[bytes, str]]:
     return found
 
 
-_ASSETS = _files()  # read once: a fixed set, so no path from a request ever reaches the disk
+# Read once: a fixed set, so no path from a request ever reaches the disk.
+_ASSETS = _files()
+_INDEX = _STATIC.joinpath(_PAGE).read_text("utf-8")
 
 
 @page.get("/")
 def index() -> HTMLResponse:
-    return HTMLResponse(_STATIC.joinpath("index.html").read_text("utf-8"), headers=_HEADERS)
+    return HTMLResponse(_INDEX, headers=_HEADERS)
 
 
 @page.get("/ui/{name}")
