@@ -92,8 +92,10 @@ def test_two_processes_announce_every_board_and_stop_on_sigterm(four, rm):
         finally:
             supply.close()
     four.send_signal(signal.SIGTERM)
-    assert four.wait(timeout=20) == 0
-    assert "Traceback" not in four.stderr.read()
+    code = four.wait(timeout=20)
+    said = four.stderr.read()
+    assert code == 0, said
+    assert "Traceback" not in said
     wait_until(lambda: all(gone(kid) for kid in kids), 10, "the child doubles to exit")
 
 
