@@ -52,6 +52,7 @@ class _Child:
         self.boards: dict[str, dict] = {}
         self.tail: collections.deque[str] = collections.deque(maxlen=REASON_LINES)
         self._pending = b""
+        self.terminated = False  # SIGTERM sent (see terminate)
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
@@ -101,8 +102,13 @@ class _Child:
         return f"{' / '.join(said)} ({how})" if said else how
 
     def terminate(self) -> None:
-        """SIGTERM, if it still runs: it closes its boards and exits 0."""
-        if self.proc.poll() is None:
+        """SIGTERM, once, if it still runs: it closes its boards and exits 0.
+
+        Once only: a child that took the first puts the default handler back once its boards
+        are closed, so a second one (from `_stop_all`, then `stop`, then the cleanup) landing
+        while it exits would kill it (exit -15, not 0): a clean stop reported as a failure."""
+        if self.proc.poll() is None and not self.terminated:
+            self.terminated = True
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
 
