@@ -78,6 +78,10 @@ def cmd_double(args: argparse.Namespace) -> int:
                        "are real boards")  # fmt: skip
     if not names:
         raise RigError(f"{inv.path} has no board with kind: emulated")
+    if args.stop_on_stdin_eof:
+        from rig.lifeline import stop_when_stdin_closes
+
+        stop_when_stdin_closes()
     state = Path(args.state_dir) if args.state_dir else None
     specs = [spec_for(name, inv.boards[name], state) for name in names]
     groups = share(names, args.processes)
@@ -127,4 +131,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="share the boards round-robin over N double processes, one per core (default 1: "
         "this process serves them all)",
     )  # fmt: skip
+    double.add_argument(  # for launchers (the pytest plugin): see rig/lifeline.py
+        "--stop-on-stdin-eof", action="store_true", help=argparse.SUPPRESS
+    )
     double.set_defaults(run=cmd_double)

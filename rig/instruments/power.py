@@ -53,6 +53,7 @@ class PowerSupply:
         off_s: float = 1.0,
         name: str = "board",
         observer: Callable[[str], None] | None = None,
+        off_since: float | None = None,
     ) -> None:
         if dialect is None and model not in DIALECTS:
             raise PowerError(f"{name}: unknown power model {model!r}; known: {', '.join(DIALECTS)}")
@@ -63,6 +64,9 @@ class PowerSupply:
         self.visa_library = visa_library
         self.timeout_s = timeout_s
         self.off_s = off_s
+        # When (time.monotonic) the output went off, while rig knows it stayed off: rig switched
+        # it off, or the caller knows (a double's supply starts off). None: not known to be off.
+        self._off_since = off_since
         self.name = name
         self.observer = observer  # told of every output change, e.g. to mark the console log
         self.identity = ""
@@ -229,11 +233,28 @@ class PowerSupply:
 
     def on(self) -> None:
         self._tell(f"power on ({self.resource} ch{self.channel})")
+        self._off_since = None  # from the first byte sent: a half-done switch-on is not "off"
         self._setting(self.dialect.output_on)
 
     def off(self) -> None:
         self._tell(f"power off ({self.resource} ch{self.channel})")
         self._setting(self.dialect.output_off)
+        if self._off_since is None:  # already off: the rails have drained since then
+            self._off_since = time.monotonic()
+
+    def drain(self, off_s: float | None = None) -> None:
+        """Wait until the output has been off `off_s` (default: the board's off time), counted
+        from when it went off: a board that has been off a while is not kept waiting again."""
+        remaining = self.drain_remaining_s(off_s)
+        if remaining > 0:
+            time.sleep(remaining)
+
+    def drain_remaining_s(self, off_s: float | None = None) -> float:
+        """How long `drain` would wait now: all of `off_s` unless the output is known off."""
+        wanted = self.off_s if off_s is None else off_s
+        if self._off_since is None:
+            return wanted
+        return max(0.0, self._off_since + wanted - time.monotonic())
 
     def _tell(self, event: str) -> None:
         if self.observer is not None:
@@ -263,7 +284,7 @@ class PowerSupply:
     def cycle(self, off_s: float | None = None) -> None:
         """Off, wait the off time (so the board's rails really drain), on."""
         self.off()
-        time.sleep(self.off_s if off_s is None else off_s)
+        self.drain(off_s)
         self.on()
 
     def set_volts(self, volts: float) -> None:

@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rig.instruments.console import Console, ConsoleTimeout
-from rig.instruments.power import PowerSupply
 from rig.lab.console_errors import banner_timeout, reply_timeout
 from rig.lab.inventory import BoardConfig
+
+if TYPE_CHECKING:  # pyvisa beneath it costs ~0.1 s: loaded by the Lab, beside the double
+    from rig.instruments.power import PowerSupply
 
 
 @dataclass
@@ -53,7 +56,7 @@ class Board:
     def boot(self, off_s: float | None = None, timeout_s: float | None = None) -> str:
         """Power-cycle and wait for the boot banner; returns the firmware version it prints."""
         self.power.off()
-        time.sleep(self.power.off_s if off_s is None else off_s)  # let the rails drain
+        self.power.drain(off_s)  # let the rails drain (counted from when they went off)
         self.console.discard()  # a banner still unread from before must not pass for this boot
         started = time.monotonic()
         self.power.on()

@@ -60,23 +60,35 @@ class DoubleProcess:
         self.log_path = log_path
         self.boards: dict[str, dict] = {}
         self._proc: subprocess.Popen[bytes] | None = None
+        self._launched = 0.0
 
     def start(self, timeout_s: float = 30.0) -> dict[str, dict]:
         """Launch the double; returns {board: {"power": resource, "console": path, ...}}."""
+        self.launch()
+        return self.ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the child and return at once: it takes ~0.2 s to come up, which the caller
+        may spend on its own work (loading its drivers) before it asks for `ready`."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "rig", "double", "--json",
             "--boards-file", str(self.boards_file),
             "--board", ",".join(self.names),
             "--state-dir", str(self.state_dir),
+            "--stop-on-stdin-eof",  # it stops when we do, even if we are killed
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+                command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.PIPE,
                 start_new_session=True,  # Ctrl-C at the terminal reaches us, we stop it cleanly
             )  # fmt: skip
-        assert self._proc.stdout is not None
-        deadline = time.monotonic() + timeout_s
+        self._launched = time.monotonic()
+
+    def ready(self, timeout_s: float = 30.0) -> dict[str, dict]:
+        """Wait (at most `timeout_s` from the launch) until every board is announced."""
+        assert self._proc is not None and self._proc.stdout is not None, "launch() first"
+        deadline = self._launched + timeout_s
         pending = b""
         with selectors.DefaultSelector() as selector:
             selector.register(self._proc.stdout, selectors.EVENT_READ)
@@ -113,8 +125,10 @@ class DoubleProcess:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=timeout_s)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
     @property
     def pid(self) -> int | None:

@@ -12,7 +12,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pyvisa import rname
 
 from rig.instruments.power_dialects import (
     DIALECTS,
@@ -121,6 +120,14 @@ class PowerDialectConfig(Strict):
         return replace(DIALECTS[self.base], **given)
 
 
+def _parse_resource_name(value: str) -> None:
+    """pyvisa's own parser, imported when a resource is given: pyvisa (and numpy beneath it)
+    costs ~0.1 s, which an inventory of emulated boards, read at every pytest start, never needs."""
+    from pyvisa import rname
+
+    rname.parse_resource_name(value)
+
+
 class PowerConfig(Strict):
     """A bench supply channel reached through VISA."""
 
@@ -140,8 +147,8 @@ class PowerConfig(Strict):
     def _resource_parses(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                rname.parse_resource_name(value)
-            except rname.InvalidResourceName as exc:
+                _parse_resource_name(value)
+            except ValueError as exc:  # pyvisa's InvalidResourceName is one
                 raise ValueError(
                     f"{value!r} is not a VISA resource string "
                     "(e.g. TCPIP0::psu-2.lab::5025::SOCKET or USB0::0x1AB1::0x0E11::SERIAL::INSTR)"

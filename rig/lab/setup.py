@@ -15,7 +15,6 @@ from pathlib import Path
 
 from rig.errors import RigError
 from rig.instruments.console import Console
-from rig.instruments.power import PowerSupply
 from rig.lab.board import Board
 from rig.lab.double_process import DoubleProcess
 from rig.lab.inventory import BoardConfig, Inventory
@@ -106,13 +105,18 @@ class Lab:
         resource, port = power.resource, config.console.port
         tap = config.tap.model_dump(exclude={"baud"}) if config.tap else None
         control = None
+        double = None
         if config.kind == "emulated":
             double = DoubleProcess(
                 self.inventory.path, [name], state_dir=self.state_dir,
                 log_path=self.log_dir / f"{name}.double.log",
             )  # fmt: skip
             cleanups.append(double.stop)
-            info = double.start()[name]
+            double.launch()  # it takes ~0.2 s to come up: the drivers load meanwhile
+        from rig.instruments.power import PowerSupply  # pyvisa, ~0.1 s
+
+        if double is not None:
+            info = double.ready()[name]
             resource, port = info["power"], info["console"]
             tap, control = info.get("tap"), info.get("control")
         assert resource is not None and port is not None  # the schema guarantees both
@@ -128,6 +132,8 @@ class Lab:
             resource, model=power.model, dialect=power.supply_dialect(), channel=power.channel,
             visa_library=visa_library(self.inventory, power.visa_library),
             timeout_s=power.timeout_s, off_s=power.off_s, name=name, observer=console.mark,
+            # a double just started: its output has never been on, there is nothing to drain
+            off_since=float("-inf") if double is not None else None,
         )  # fmt: skip
         supply.open()
         cleanups.append(supply.close)
@@ -143,6 +149,12 @@ class Lab:
                 step()
             except Exception as exc:  # teardown goes on: every later step still must run
                 log.warning("rig: teardown of board %s: %s failed: %s", name, step, exc)
+
+    def release(self, name: str) -> None:
+        """Give one board back before the run ends: power off, ports closed, double stopped,
+        unlocked (a board set up early that no test of the run turned out to use)."""
+        self._boards.pop(name, None)
+        self._teardown(name)
 
     def close(self) -> None:
         """Release every board: power off, close ports, stop doubles, unlock."""

@@ -155,6 +155,12 @@ def board(request: pytest.FixtureRequest, rig_session: RigSession, rig_lab: Lab)
     return booted.board
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """A run that names its board starts it, and the OTA service, while it collects."""
+    session_of(session.config).warm_up_early()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Collection says what the first test needs: start it now, side by side."""

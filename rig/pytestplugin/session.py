@@ -33,7 +33,7 @@ from rig.pytestplugin.services import (
 if TYPE_CHECKING:
     from rig.lab.inventory import Inventory, OtaConfig
     from rig.lab.setup import Lab
-    from rig.ota.service.serve import LocalService
+    from rig.ota.service.process import ServiceProcess
     from rig.report.board_records import BoardRecords
 
 DEFAULT_BOARD = "emulated"
@@ -57,7 +57,9 @@ class RigSession:
         self.lab: Lab | None = None
         self._lab_lock = threading.Lock()
         self._boots: dict[str, Background[FirstBoot]] = {}  # started early, not yet taken
-        self._ota: Background[tuple[LocalService, OtaEndpoint]] | None = None
+        self._ota: Background[tuple[ServiceProcess, OtaEndpoint]] | None = None
+        self._early: threading.Thread | None = None  # warm_up_early's, until warm_up joins it
+        self._inventory_lock = threading.Lock()  # read by collection and the early warm-up
 
     @property
     def boards_file(self) -> Path:
@@ -66,11 +68,12 @@ class RigSession:
         return find_boards_file(self._boards_file, Path(str(self.config.rootpath)))
 
     def inventory(self) -> Inventory:
-        if self._inventory is None:
-            from rig.lab.inventory import load
+        with self._inventory_lock:
+            if self._inventory is None:
+                from rig.lab.inventory import load
 
-            self._inventory = load(self.boards_file)
-        return self._inventory
+                self._inventory = load(self.boards_file)
+            return self._inventory
 
     def ota_config(self) -> tuple[OtaConfig, Path | None]:
         """boards.yaml's `ota:` section and the file's path; without a boards.yaml, a local
@@ -129,19 +132,54 @@ class RigSession:
         """Allure results are written (--alluredir): pictures are worth their ~70 ms each."""
         return bool(self.config.getoption("allure_report_dir", None))
 
+    def warm_up_early(self) -> None:
+        """As collection starts: a run that names its board (`--board`) will want that board
+        and, when boards.yaml says `service: local`, the OTA service. Both start now, beside
+        collection (seconds in a large suite), in one daemon thread. Emulated boards only: a
+        real board is switched on when a collected test needs it. What the collected tests
+        turn out not to need is given back by `warm_up`."""
+        explicit = self.config.getoption("rig_board")
+        if explicit and not self._xdist() and not self.config.option.collectonly:
+            self._early = threading.Thread(target=self._speculate, name="rig-warm-up", daemon=True)
+            self._early.start()
+
+    def _speculate(self) -> None:
+        names = self.names()
+        if self.ota_config()[0].service == "local":  # first: it is the longest to start
+            self._start_ota()
+        if names and self.inventory().boards[names[0]].kind == "emulated":
+            board = names[0]
+            self._boots[board] = Background(f"rig-boot-{board}", lambda: self._boot(board))
+
+    def _xdist(self) -> bool:
+        """An xdist worker (which does not know which board's tests it gets, and a board it
+        started early would hold its lock) or controller (which runs no test)."""
+        option = self.config.option
+        return hasattr(self.config, "workerinput") or bool(getattr(option, "numprocesses", 0))
+
     def warm_up(self, items: list[pytest.Item]) -> None:
         """Start what the first test needs, side by side, before it asks: its board (double and
         first boot) and the local OTA service. Only the first test's: what later tests need
-        starts when they ask, and no test is running meanwhile. Not under xdist (a worker
-        does not know which board's tests it gets, and a board started early holds its lock)."""
-        if hasattr(self.config, "workerinput") or not items:  # an xdist worker's config
+        starts when they ask, and no test is running meanwhile. A board started early that no
+        collected test uses is given back at once (its lock may be wanted by another run)."""
+        if self._early is not None:
+            self._early.join()  # quick: it only launches
+            self._early = None
+        if self._xdist():
+            return
+        wanted = {board_param(i) for i in items if "board" in getattr(i, "fixturenames", ())}
+        for name in [n for n in self._boots if n not in wanted]:
+            self._boots.pop(name).settle(SETTLE_S)
+            if self.lab is not None:
+                self.lab.release(name)
+        if not items:
             return
         first = items[0]
         if first.get_closest_marker("skip") is not None:
             return
         names = getattr(first, "fixturenames", ())
         board = board_param(first)
-        if board is not None and "board" in names:  # first: its double is the longest to start
+        if board is not None and "board" in names and board not in self._boots:
             self._boots[board] = Background(f"rig-boot-{board}", lambda: self._boot(board))
         if "ota_endpoint" in names and self.ota_config()[0].service == "local":
             self._start_ota()
@@ -164,7 +202,7 @@ class RigSession:
         `close`, after the last board, whose ASR polls it to the end."""
         return self._start_ota().result()[1]
 
-    def _start_ota(self) -> Background[tuple[LocalService, OtaEndpoint]]:
+    def _start_ota(self) -> Background[tuple[ServiceProcess, OtaEndpoint]]:
         if self._ota is None:
             folder, ota = self._ota_folder(), self.ota_config()[0]
             self._ota = Background("rig-ota-service", lambda: start_local_ota(folder, ota))
@@ -179,6 +217,8 @@ class RigSession:
 
     def close(self) -> None:
         """Boards and doubles first, then the OTA service (their ASRs talk to it to the end)."""
+        if self._early is not None:  # collection failed before warm_up joined it
+            self._early.join(SETTLE_S)
         for early in self._boots.values():
             early.settle(SETTLE_S)
         if self.lab is not None:

@@ -39,3 +39,12 @@ def find_chromium() -> str | None:
         return shutil.which(given)
     names = ("chromium", "chromium-browser", "google-chrome")
     return next((found for name in names if (found := shutil.which(name))), None)
+
+
+def process_gone(pid: int) -> bool:
+    """No process `pid` runs any more (an unreaped zombie counts as gone: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True

@@ -142,3 +142,34 @@ def test_survives_the_shared_resource_manager_being_closed(double):
     assert psu.is_on()
     psu.off()
     psu.close()
+
+
+def test_the_drain_counts_from_when_the_output_went_off(supply):
+    """boot() and cycle() wait the off time from the moment the output went off, so a board
+    that has been off a while is not kept waiting again; switched on, the whole wait is back."""
+    supply.on()
+    assert supply.drain_remaining_s(5.0) == 5.0
+    supply.off()
+    first = supply.drain_remaining_s(5.0)
+    assert 0.0 < first <= 5.0
+    supply.off()  # still off: the rails have been draining since the first off
+    assert supply.drain_remaining_s(5.0) <= first
+    supply.on()
+    assert supply.drain_remaining_s(5.0) == 5.0
+
+
+def test_a_supply_that_was_never_on_has_nothing_to_drain(double):
+    """A double just started: its output has never been on (the Lab says so with off_since)."""
+    info = double["generic-board"]
+    psu = PowerSupply(str(info["power"]), off_s=60.0, off_since=float("-inf"), name="fresh")
+    psu.open()
+    try:
+        psu.off()
+        assert psu.drain_remaining_s() == 0.0
+        psu.on()
+        assert psu.is_on()
+        psu.off()
+        assert psu.drain_remaining_s() > 59.0  # it was on: now the whole off time applies
+    finally:
+        psu.off()
+        psu.close()

@@ -67,3 +67,48 @@ def test_tests_without_a_board_leave_no_record(pytester, rig_env, tmp_path):
     result.assert_outcomes(passed=3)
     names = {json.loads(p.read_text())["nodeid"] for p in (out / "rig" / "tests").glob("*.json")}
     assert names == {"test_b.py::test_measured", "test_b.py::test_on_board[alpha]"}
+
+
+def test_a_named_board_and_the_service_start_while_the_tests_are_collected(
+    pytester, rig_env, tmp_path
+):
+    """`--board` names what the run wants: its double and the OTA service are under way before
+    collection ends (a large suite collects for seconds), not after."""
+    pytester.makeconftest("""
+        import threading
+
+        def pytest_collection_finish(session):  # before rig's own (trylast)
+            names = sorted(t.name for t in threading.enumerate() if t.name.startswith("rig-"))
+            print("while collecting:", names)
+    """)
+    pytester.makepyfile(test_o="def test_registered(pipeline, ota_target): pass\n")
+    result, _ = run(pytester, tmp_path, "-s")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["while collecting: *'rig-warm-up'*"])
+
+
+def test_a_board_started_early_that_no_test_uses_is_given_back_at_once(pytester, rig_env, tmp_path):
+    """Its lock must not be held for the whole run: another run may want the board."""
+    pytester.makepyfile(
+        test_plain="""
+        from rig.lab.inventory import load
+        from rig.lab.lock import BoardLock
+        from rig.lab.setup import lock_key
+
+        def test_the_board_is_free():
+            key = lock_key(load("boards.yaml"), "alpha")
+            lock = BoardLock(key, board="alpha")
+            lock.acquire(0.5)  # raises LockError naming the holder if the run still holds it
+            lock.release()
+    """
+    )
+    result, out = run(pytester, tmp_path)
+    result.assert_outcomes(passed=1)
+    assert (out / "logs" / "alpha.double.log").exists()  # it was started, then given back
+
+
+def test_no_board_starts_early_under_collect_only(pytester, rig_env, tmp_path):
+    pytester.makepyfile(test_o="def test_registered(pipeline, ota_target): pass\n")
+    result, out = run(pytester, tmp_path, "--collect-only")
+    assert result.ret == 0
+    assert not (out / "logs" / "alpha.double.log").exists()
