@@ -4,9 +4,10 @@ A reader thread owns the port while nobody waits: it timestamps every line into 
 file and queues the bytes, so nothing printed between two `expect` calls is lost and the log is
 complete even when no test is looking. While an `expect` waits on a local port, the waiting
 thread reads the port itself (after what the reader queued), logs it the same way and searches
-it: no hand-over between threads on the way from the wire to the match. The port stays open
-across the board's power cycles; if the adapter itself vanishes (a USB serial adapter powered
-from the board), the reader thread waits for it to come back and reopens it.
+it: no hand-over between threads on the way from the wire to the match, and the reader thread
+(the port muted in what it waits on) sleeps through it instead of waking with each answer. The
+port stays open across the board's power cycles; if the adapter itself vanishes (a USB serial
+adapter powered from the board), the reader thread waits for it to come back and reopens it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ import re
 import select
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import serial
 
 from rig.errors import RigError
-from rig.instruments.console_io import READ_CHUNK, nonblocking_fd, read_burst, reader_read
+from rig.instruments.console_io import (
+    READ_CHUNK,
+    PortWatch,
+    nonblocking_fd,
+    read_burst,
+    reader_read,
+)
+from rig.instruments.console_log import ConsoleLog
 from rig.instruments.console_text import Received, Search
 
 UNREAD_LIMIT = 64 * 1024 * 1024  # unread bytes kept for expect; the log keeps everything
@@ -73,13 +80,11 @@ class Console:
         self.url = url
         self.baud = baud
         self.name = name
-        self.log_path = log_path
         self.newline = "\r\n"
         self._port: serial.SerialBase | None = None
         self._fd: int | None = None  # the port's fd when an expect may read it directly
-        self._log = None
-        self._log_lock = threading.Lock()
-        self._line_start = True
+        self._watch: PortWatch | None = None  # what the reader thread waits on for that fd
+        self._log = ConsoleLog(log_path)  # every byte received, and rig's own notes
         self._chunks: collections.deque[bytes] = collections.deque()
         self._unread = 0
         self._cond = threading.Condition()
@@ -92,13 +97,15 @@ class Console:
         self._received = Received()
         self.reopened = 0  # how many times the port came back after vanishing
 
+    @property
+    def log_path(self) -> Path | None:
+        return self._log.path
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     def open(self) -> Console:
         """Open the port now (before the board is powered, so no boot output is lost)."""
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the console
+        self._log.open()
         try:
             self._adopt(self._open_port())
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -128,13 +135,13 @@ class Console:
             if self._port is not None:
                 with contextlib.suppress(Exception):
                     self._port.close()
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
         with self._cond:
             self._cond.notify_all()
-        if self._log is not None:
-            self.mark("console closed")
-            with self._log_lock:
-                self._log.close()
-                self._log = None
+        self.mark("console closed")
+        self._log.close()
 
     def __del__(self) -> None:
         for fd in (self._wake_r, self._wake_w):
@@ -151,13 +158,17 @@ class Console:
         return serial.serial_for_url(self.url, baudrate=self.baud, timeout=0.1)
 
     def _adopt(self, port: serial.SerialBase | None) -> None:
+        """Take `port` (None: the port is gone); by the reader thread, or before it starts."""
+        if self._watch is not None:
+            self._watch.close()
         self._port, self._fd = port, nonblocking_fd(port)
+        self._watch = None if self._fd is None else PortWatch(self._fd, self._wake_r)
 
     # -- reader thread -------------------------------------------------------------------------
 
     def _pump(self) -> None:
         while not self._closing.is_set():
-            port, fd = self._port, self._fd
+            port, fd, watch = self._port, self._fd, self._watch
             if port is None:
                 self._wait_for_port()
                 continue
@@ -167,9 +178,10 @@ class Console:
                     if data:
                         self._deliver(data)
                     continue
-                if not self._poller(fd).poll(PUMP_POLL_S * 1000) or self._closing.is_set():
+                assert watch is not None
+                if not watch.wait(PUMP_POLL_S) or self._closing.is_set():
                     continue
-                with self._reading:  # blocks while an expect reads the port itself
+                with self._reading:  # woken before an expect took and muted the port: wait
                     if self._port is port:
                         self._deliver(reader_read(port, fd))
             except (serial.SerialException, OSError, TypeError, AttributeError, ValueError) as exc:
@@ -204,7 +216,7 @@ class Console:
         """Log what the reader thread read and queue it for the next expect."""
         if not data:
             return
-        self._log_bytes(data)
+        self._log.received(data)
         with self._cond:
             self._chunks.append(data)
             self._unread += len(data)
@@ -212,33 +224,11 @@ class Console:
                 self._unread -= len(self._chunks.popleft())
             self._cond.notify()
 
-    def _log_bytes(self, data: bytes) -> None:
-        """Every byte received, each line stamped with the time it came."""
-        with self._log_lock:
-            if self._log is None:
-                return
-            prefix = datetime.now().isoformat(sep=" ", timespec="milliseconds").encode() + b" "
-            body = data.replace(b"\n", b"\n" + prefix)
-            if self._line_start:
-                body = prefix + body
-            self._line_start = data.endswith(b"\n")
-            if self._line_start:
-                body = body[: -len(prefix)]
-            self._log.write(body)
-            self._log.flush()
-
     # -- what tests use ------------------------------------------------------------------------
 
     def mark(self, text: str) -> None:
         """Write a note of rig's own into the log (power events, test boundaries)."""
-        with self._log_lock:
-            if self._log is None:
-                return
-            stamp = datetime.now().isoformat(sep=" ", timespec="milliseconds")
-            lead = b"" if self._line_start else b"\n"
-            self._log.write(lead + f"{stamp} [rig] {text}\n".encode())
-            self._log.flush()
-            self._line_start = True
+        self._log.mark(text)
 
     def write(self, data: bytes) -> int:
         port = self._port
@@ -316,9 +306,16 @@ class Console:
     def _read_until(self, search: Search, deadline: float) -> bool:
         """Holding `_reading`: what the reader queued, then the port itself, until a match;
         False if the port is in trouble (the reader thread then finds out what happened)."""
-        fd = self._fd
-        if fd is None:
+        fd, watch = self._fd, self._watch
+        if fd is None or watch is None:
             return False
+        watch.mute()  # the reader thread sleeps on until this expect lets go of the port
+        try:
+            return self._read_port(fd, search, deadline)
+        finally:
+            watch.unmute()
+
+    def _read_port(self, fd: int, search: Search, deadline: float) -> bool:
         received = self._received
         poller = self._poller(fd)
         while True:
@@ -341,7 +338,7 @@ class Console:
                     continue
                 if not data:
                     return False
-                self._log_bytes(data)
+                self._log.received(data)
             if received.feed(data, search):
                 return True
 

@@ -8,6 +8,9 @@ a copy of the rest of the buffer, and a 10 MiB burst is joined once, at the matc
 A pattern without regex syntax is searched with `str.find` (the regex engine and a compile per
 new pattern cost ~10x more); it returns the same `re.Match` the regex would. A regex searches
 the last SEARCH_WINDOW characters after each step (as pexpect did), which keeps long logs linear.
+A regex that starts with plain text (`version: (.+)`) is searched only from where that text
+first occurs in the window, found with `str.find` in what each step added: a flood without it
+costs a find in each step, not a regex search of the whole window (four steps' worth) after it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,21 @@ _REGEX_SYNTAX = re.compile(r"[.^$*+?{}\[\]\\|()]")
 _WINDOW_START = re.compile(r"\^|\\[AbB]|\(\?<")
 
 
+def literal_prefix(regex: re.Pattern[str]) -> str:
+    """Plain text every match of `regex` starts with ("" if none is sure): what precedes the
+    first syntax character, less a character a quantifier makes optional or repeats."""
+    text = regex.pattern
+    if not isinstance(text, str) or regex.flags & (re.IGNORECASE | re.VERBOSE) or "|" in text:
+        return ""  # a case-blind or verbose prefix is not plain text; `|` may split the start
+    syntax = _REGEX_SYNTAX.search(text)
+    if syntax is None:
+        return text
+    end = syntax.start()
+    if text[end] in "*+?{":  # it quantifies the character before it
+        end = max(end - 1, 0)
+    return text[:end]
+
+
 def literal_of(pattern: str | re.Pattern[str]) -> str | None:
     """The text a pattern matches when it is a str with no regex syntax; None for a regex."""
     if isinstance(pattern, str) and _REGEX_SYNTAX.search(pattern) is None:
@@ -39,20 +57,24 @@ def _span(length: int) -> re.Pattern[str]:
 
 
 class Search:
-    """One expect's pattern, and how far the unmatched text has been searched for a literal."""
+    """One expect's pattern, and how far the unmatched text has been searched for a literal
+    (or for the plain text a regex starts with)."""
 
-    __slots__ = ("at_offset", "done", "literal", "pattern", "regex")
+    __slots__ = ("at_offset", "done", "literal", "pattern", "prefix", "regex")
 
     def __init__(self, pattern: str | re.Pattern[str], *, exact: bool = False) -> None:
         self.pattern = pattern
         self.literal = pattern if exact else literal_of(pattern)
         self.regex: re.Pattern[str] | None = None
         self.at_offset = False  # whether search(text, pos) equals searching text[pos:]
+        self.prefix = ""  # plain text every match of the regex starts with
         if self.literal is None:
             # pexpect compiled a str with DOTALL and took a compiled pattern as it was
             self.regex = pattern if isinstance(pattern, re.Pattern) else re.compile(pattern, re.S)
             self.at_offset = _WINDOW_START.search(self.regex.pattern) is None
-        self.done = 0  # unmatched characters already searched for the literal
+            self.prefix = literal_prefix(self.regex)
+        # Where the literal (or the prefix) may begin in the unmatched text: not before this.
+        self.done = 0
 
 
 class Received:
@@ -98,15 +120,8 @@ class Received:
     def _find(self, search: Search) -> bool:
         literal = search.literal
         assert literal is not None
-        start = max(0, search.done - max(len(literal) - 1, 0))
-        if not self._parts:
-            index = self._text.find(literal, self._pos + start)
-            index = index - self._pos if index >= 0 else -1
-        else:  # only the new parts, and the end of what was searched before them
-            index = self._from(start).find(literal)
-            index = index + start if index >= 0 else -1
+        index = self._first(literal, search)
         if index < 0:
-            search.done = self._size
             return False
         self._join()
         self._matched(_span(len(literal)).match(self._text, self._pos + index), index)
@@ -116,19 +131,40 @@ class Received:
         regex = search.regex
         assert regex is not None
         offset = max(0, self._size - SEARCH_WINDOW)
-        if search.at_offset and not self._parts:  # no copy of the window
-            match = regex.search(self._text, self._pos + offset)
-            if match is None:
+        start = offset
+        if search.prefix:  # no match starts before the prefix does
+            search.done = max(search.done, offset)
+            start = self._first(search.prefix, search)
+            if start < 0:
                 return False
-            self._matched(match, match.start() - self._pos)
-            return True
+        if search.at_offset:  # the window may start where the match can
+            if not self._parts:  # no copy of it
+                match = regex.search(self._text, self._pos + start)
+                if match is None:
+                    return False
+                self._matched(match, match.start() - self._pos)
+                return True
+            offset = start
         window = self._from(offset)
-        match = regex.search(window)
+        match = regex.search(window, start - offset)
         if match is None:
             return False
         self._join()
         self._matched(match, offset + match.start(), len(window) - match.end())
         return True
+
+    def _first(self, literal: str, search: Search) -> int:
+        """Where `literal` first occurs in the unmatched text from `search.done` on, which then
+        moves up to it (or, if it is not there yet, to where it may still begin); -1 if not."""
+        start = search.done
+        if not self._parts:
+            index = self._text.find(literal, self._pos + start)
+            index = index - self._pos if index >= 0 else -1
+        else:  # only the new parts, and the end of what was searched before them
+            index = self._from(start).find(literal)
+            index = index + start if index >= 0 else -1
+        search.done = index if index >= 0 else max(start, self._size - len(literal) + 1)
+        return index
 
     # -- the text ------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import select
 import socket
 import threading
 import tty
@@ -10,6 +11,7 @@ import tty
 import pytest
 
 from rig.instruments.console import Console, ConsoleError, ConsoleTimeout
+from rig.instruments.console_io import PortWatch
 from tests.unit.helpers import wait_until
 
 
@@ -246,3 +248,76 @@ def test_round_trips_answered_on_the_port(pty_pair, console):
             got += os.read(master, 100)
         os.write(master, got.replace(b"ping", b"pong"))
         assert console.expect(f"pong {i}\r\n", timeout=2).group(0) == f"pong {i}\r\n"
+
+
+needs_epoll = pytest.mark.skipif(not hasattr(select, "epoll"), reason="the port is muted by epoll")
+
+
+@needs_epoll
+def test_a_muted_port_wakes_no_watcher_until_unmuted(pty_pair):
+    master, path = pty_pair
+    port = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    wake_r, wake_w = os.pipe()
+    watch = PortWatch(port, wake_r)
+    try:
+        assert not watch.wait(0)
+        watch.mute()
+        os.write(master, b"answer\r\n")
+        readable = select.poll()
+        readable.register(port, select.POLLIN)
+        assert readable.poll(5000), "the bytes never reached the port"
+        assert not watch.wait(0)  # there to read, and the muted watch does not tell
+        woken = []
+        sleeper = threading.Thread(target=lambda: woken.append(watch.wait(30)))
+        sleeper.start()
+        watch.unmute()  # wakes the sleeper: the port has something to read
+        sleeper.join(timeout=5)
+        assert woken == [True]
+        assert os.read(port, 100) == b"answer\r\n"
+        watch.mute()
+        os.write(wake_w, b"x")  # close()'s wake-up is never muted
+        assert watch.wait(5)
+    finally:
+        watch.close()
+        for fd in (port, wake_r, wake_w):
+            os.close(fd)
+
+
+@needs_epoll
+def test_the_reader_thread_sleeps_through_round_trips(pty_pair, console, monkeypatch):
+    """Answers that come while an expect reads the port wake only the expect: the reader thread
+    would take the GIL from it for nothing (and double a round trip on 2 cores)."""
+    master, _ = pty_pair
+    reader_woken = []
+    wait = PortWatch.wait
+
+    def counted(self, timeout_s):
+        woken = wait(self, timeout_s)
+        if woken and threading.current_thread() is console._thread:
+            reader_woken.append(woken)
+        return woken
+
+    monkeypatch.setattr(PortWatch, "wait", counted)
+    os.write(master, b"hello\r\n")  # a wait the reader thread began before the patch ends here
+    wait_until(lambda: b"hello" in logged_stream(console.log_path), what="the reader")
+    reader_woken.clear()
+
+    def board() -> None:
+        for _ in range(20):
+            got = b""
+            while not got.endswith(b"\n"):
+                got += os.read(master, 100)
+            # answer once the expect holds the port (a real board answers in its own time)
+            wait_until(lambda: console._watch.muted, what="the expect to take the port")
+            os.write(master, got.replace(b"ping", b"pong"))
+
+    thread = threading.Thread(target=board, daemon=True)
+    thread.start()
+    for i in range(20):
+        console.sendline(f"ping {i}")
+        assert console.expect(f"pong {i}\r\n", timeout=5).group(0) == f"pong {i}\r\n"
+    thread.join(timeout=5)
+    assert reader_woken == []
+    os.write(master, b"unwatched\r\n")  # and once no expect reads the port, it reads it again
+    wait_until(lambda: b"unwatched" in logged_stream(console.log_path), what="the reader")
+    assert reader_woken

@@ -2,11 +2,19 @@
 
 import itertools
 import re
+from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rig.instruments.console_text import SEARCH_WINDOW, Received, Search, literal_of
+from rig.instruments import console_text
+from rig.instruments.console_text import (
+    SEARCH_WINDOW,
+    Received,
+    Search,
+    literal_of,
+    literal_prefix,
+)
 
 # Text as a console shows it, rich in what a regex would read as syntax, with some non-ASCII.
 ALPHABET = "ab ./*+?()[]{}^$|\\\r\nµé"
@@ -146,3 +154,88 @@ def test_long_line_by_line_keeps_every_character():
         assert received.search(Search(f"line {i:05d}"))
         assert received.before == ("" if i == 0 else " text\r\n")
     assert received.tail(100) == " text\r\n"
+
+
+def test_the_plain_text_a_regex_starts_with():
+    assert literal_prefix(re.compile(r"=== burst complete: (\d+) lines ===")) == (
+        "=== burst complete: "
+    )
+    assert literal_prefix(re.compile(r"version: (\S+)\r\n")) == "version: "
+    assert literal_prefix(re.compile("plain")) == "plain"
+    for quantified in ("ab*c", "ab+c", "ab?c", "ab{2}c", "ab{,2}"):
+        assert literal_prefix(re.compile(quantified)) == "a", quantified
+    assert literal_prefix(re.compile(r'{"n": (\d+)}')) == ""  # `{` first: nothing is sure
+    for none in (r"^ready", r"\d+ ready", "(?i)ready", "ready|done", "x*ready"):
+        assert literal_prefix(re.compile(none)) == "", none
+    assert literal_prefix(re.compile("ready", re.IGNORECASE)) == ""
+    assert literal_prefix(re.compile("rea dy", re.VERBOSE)) == ""
+
+
+PREFIX_TEXT = "ab \r\nµ1"  # few characters: a regex's prefix occurs often, and often fails
+REGEX_TAILS = ["", r"\d", r"\d+ ", "b?a", r"[ab ]+\n", ".", r"\s*$", r"\b", "(?=a)", "(?<=b)a"]
+
+
+@st.composite
+def regexes_with_prefixes(draw):
+    patterns, prefixes = [], []
+    for _ in range(draw(st.integers(1, 3))):
+        prefixes.append(draw(st.text(alphabet=PREFIX_TEXT, min_size=1, max_size=3)))
+        quantifier = draw(st.sampled_from(["", "", "*", "+", "?", "{1,2}"]))
+        patterns.append(prefixes[-1] + quantifier + draw(st.sampled_from(REGEX_TAILS)))
+    pieces = st.one_of(st.sampled_from(prefixes), st.text(alphabet=PREFIX_TEXT, max_size=6))
+    text = "".join(draw(st.lists(pieces, max_size=40)))  # the prefixes, complete or cut
+    cuts = draw(st.lists(st.integers(0, 400), max_size=24))
+    return text, patterns, cuts, draw(st.integers(1, 40))
+
+
+@settings(max_examples=400, deadline=None)
+@given(regexes_with_prefixes())
+def test_a_regex_searched_from_its_prefix_finds_what_its_whole_window_gives(case):
+    """Skipping the window up to where the regex's plain prefix first occurs (a step's find)
+    changes nothing: the same matches, before, groups, in windows far smaller than the text."""
+    text, patterns, cuts, window = case
+    chunks = chunked(text.encode(), cuts)
+
+    def whole_window(pattern: str) -> Search:
+        search = Search(pattern)
+        search.prefix = ""
+        return search
+
+    with mock.patch.object(console_text, "SEARCH_WINDOW", window):
+        fast = expect_all(chunks, [Search(p) for p in patterns], Received())
+        slow = expect_all(chunks, [whole_window(p) for p in patterns], Received())
+    assert fast == slow
+
+
+def test_a_regex_whose_prefix_came_before_without_a_match_still_matches_later():
+    received = Received()
+    search = Search(r"version: (\d\S*)")
+    assert search.prefix == "version: "
+    assert not received.feed(b"boot\r\nversion: unknown\r\n", search)
+    assert not received.feed(b"x" * 5000 + b"\r\nversion: ", search)  # the prefix, cut short
+    assert received.feed(b"2.4.1\r\n", search)
+    assert received.match.group(1) == "2.4.1"
+    assert received.before.endswith("x\r\n") and received.before.startswith("boot\r\n")
+
+
+def test_a_flood_without_the_prefix_is_not_searched_by_the_regex_engine():
+    """The window is not handed to the regex at each step while the prefix is not in it."""
+    calls = []
+
+    class Counting:  # an re.Pattern's face, counting searches
+        pattern, flags = "=== done: (\\d+) ===", re.S
+        compiled = re.compile(pattern, flags)
+
+        def search(self, *args):
+            calls.append(len(args[0]))
+            return self.compiled.search(*args)
+
+    search = Search(re.compile("x"))
+    search.regex, search.prefix = Counting(), literal_prefix(Counting.compiled)
+    received = Received()
+    for i in range(64):
+        assert not received.feed(b"boot line %05d\r\n" % i * 2000, search)
+    assert calls == []
+    assert received.feed(b"=== done: 64 ===\r\n", search)
+    assert len(calls) == 1 and calls[0] < 100  # from the prefix on, not the whole window
+    assert received.match.group(1) == "64"
