@@ -2,10 +2,11 @@
 started side by side in the background, and stopped in order after the last board.
 
 A test using a board and the local OTA service used to wait for the double to start, the board
-to boot, then the service to start, one after the other. They are independent (the double is its
-own process), so once collection says what the first test needs, both start in daemon threads
-(a run stopped with Ctrl-C never waits on them) and the fixtures take what is ready. Nothing
-heavy is imported here: the OTA service's modules load in the thread that starts it.
+to boot, then the service to start, one after the other. They are independent (the double and
+the service are processes of their own), so they start in daemon threads (a run stopped with
+Ctrl-C never waits on them), as collection starts when `--board` names the board, else once it
+says what the first test needs, and the fixtures take what is ready. Nothing heavy is imported
+here: what the OTA fixtures need loads in the thread that starts the service, while it starts.
 """
 
 from __future__ import annotations
