@@ -73,20 +73,24 @@ class Background(Generic[T]):
         self._thread.join(timeout_s)
 
 
-def start_local_ota(folder: Path, ota: OtaConfig) -> tuple[ServiceProcess, OtaEndpoint]:
+def start_local_ota(
+    folder: Path, ota: OtaConfig, launched: ServiceProcess | None = None
+) -> tuple[ServiceProcess, OtaEndpoint]:
     """rig's OTA service on loopback in `folder`, in its own process (so its start-up and its
     answers to the boards run beside the tests, not under their interpreter lock), with a
-    fresh partner, user and password."""
+    fresh partner, user and password. `launched`: its process, started earlier."""
     from rig.ota.service.process import ServiceProcess
 
+    service = launched or ServiceProcess(folder)
+    if launched is None:
+        service.launch()
     account = ota.account or ota.partner
     secret, password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     user = (f"rig-{ota.partner}", secret, f"{account}@rig.local", password)
     oauth = dict(zip(("client_id", "client_secret", "username", "password"), user, strict=True))
     partner = {"partner_id": ota.partner, "token": secrets.token_urlsafe(24),
                "account_id": account, "oauth": oauth}  # fmt: skip
-    service = ServiceProcess(folder, [partner])
-    service.launch()
+    service.serve([partner])
     # While it starts (~0.4 s, on the other core), load what the OTA fixtures take next.
     import rig.ota.pipeline  # noqa: F401
     from rig.ota.signin import OAuthCredentials

@@ -144,9 +144,15 @@ class RigSession:
             self._early.start()
 
     def _speculate(self) -> None:
+        from rig.ota.service.process import ServiceProcess
+
+        service = ServiceProcess(self._ota_folder())  # the longest to start: before all else,
+        service.launch()  # even before boards.yaml says whether the run has a local service
         names = self.names()
-        if self.ota_config()[0].service == "local":  # first: it is the longest to start
-            self._start_ota()
+        if self.ota_config()[0].service == "local":
+            self._start_ota(service)
+        else:
+            service.stop()
         if names and self.inventory().boards[names[0]].kind == "emulated":
             board = names[0]
             self._boots[board] = Background(f"rig-boot-{board}", lambda: self._boot(board))
@@ -202,10 +208,14 @@ class RigSession:
         `close`, after the last board, whose ASR polls it to the end."""
         return self._start_ota().result()[1]
 
-    def _start_ota(self) -> Background[tuple[ServiceProcess, OtaEndpoint]]:
+    def _start_ota(
+        self, launched: ServiceProcess | None = None
+    ) -> Background[tuple[ServiceProcess, OtaEndpoint]]:
         if self._ota is None:
-            folder, ota = self._ota_folder(), self.ota_config()[0]
-            self._ota = Background("rig-ota-service", lambda: start_local_ota(folder, ota))
+            ota = self.ota_config()[0]
+            folder = launched.data_dir if launched else self._ota_folder()
+            work = lambda: start_local_ota(folder, ota, launched)  # noqa: E731
+            self._ota = Background("rig-ota-service", work)
         return self._ota
 
     def _ota_folder(self) -> Path:

@@ -37,25 +37,32 @@ class ServiceProcessError(RigError):
 
 
 class ServiceProcess:
-    """The launcher's handle: `start()` returns once the service answers at `base_url`."""
+    """The launcher's handle: `start(partners)` returns once the service answers at `base_url`.
 
-    def __init__(
-        self, data_dir: Path, partners: list[dict[str, Any]], *, host: str = "127.0.0.1"
-    ) -> None:
+    Or in steps, to overlap the child's start-up with the launcher's own: `launch()` (the child
+    loads the service, ~0.4 s, before it needs to know anything), `serve(partners)` once the
+    launcher knows them, `ready()`. A launched child told nothing (`stop()`) just exits."""
+
+    def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.log_path = data_dir / "service.log"
-        self._config = {"data": str(data_dir), "host": host, "partners": partners}
         self._proc: subprocess.Popen[bytes] | None = None
         self._launched = 0.0
         self.base_url = ""
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> ServiceProcess:
+    def start(
+        self,
+        partners: list[dict[str, Any]],
+        *,
+        host: str = "127.0.0.1",
+        timeout_s: float = START_TIMEOUT_S,
+    ) -> ServiceProcess:
         self.launch()
+        self.serve(partners, host=host)
         return self.ready(timeout_s)
 
     def launch(self) -> None:
-        """Start the child and return at once: it takes ~0.4 s to come up, which the caller
-        may spend on its own work before it asks for `ready`."""
+        """Start the child and return at once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
@@ -64,8 +71,13 @@ class ServiceProcess:
                 start_new_session=True,  # Ctrl-C reaches pytest, which stops us in order
             )  # fmt: skip
         self._launched = time.monotonic()
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(self._config).encode() + b"\n")
+
+    def serve(self, partners: list[dict[str, Any]], *, host: str = "127.0.0.1") -> None:
+        """Tell the launched child what to serve: its data folder, host and partners (their
+        secrets go through the pipe, not the command line)."""
+        assert self._proc is not None and self._proc.stdin is not None, "launch() first"
+        config = {"data": str(self.data_dir), "host": host, "partners": partners}
+        self._proc.stdin.write(json.dumps(config).encode() + b"\n")
         self._proc.stdin.flush()  # and kept open: its end is the child's signal to stop
 
     def ready(self, timeout_s: float = START_TIMEOUT_S) -> ServiceProcess:
@@ -141,9 +153,12 @@ def _partner(given: dict[str, Any]) -> Any:
 
 
 def main() -> int:
-    from rig.ota.service.serve import run
+    from rig.ota.service.serve import run  # the service's ~0.4 s, before it is told anything
 
-    config = json.loads(sys.stdin.buffer.readline())
+    line = sys.stdin.buffer.readline()
+    if not line:  # the launcher found it did not need a service after all
+        return 0
+    config = json.loads(line)
     partners = [_partner(p) for p in config["partners"]]
     stop_when_stdin_closes()
     announce = lambda url: print(json.dumps({"url": url}), flush=True)  # noqa: E731

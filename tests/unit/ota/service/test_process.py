@@ -23,14 +23,14 @@ import json, signal, sys
 from pathlib import Path
 from rig.ota.service.process import ServiceProcess
 
-service = ServiceProcess(Path(sys.argv[1]), [json.loads(sys.argv[2])]).start()
+service = ServiceProcess(Path(sys.argv[1])).start([json.loads(sys.argv[2])])
 print(json.dumps({"pid": service.pid, "url": service.base_url}), flush=True)
 signal.pause()  # until killed
 """
 
 
 def test_it_serves_the_api_once_started_and_stops_when_asked(tmp_path: Path) -> None:
-    service = ServiceProcess(tmp_path / "ota", [PARTNER]).start()
+    service = ServiceProcess(tmp_path / "ota").start([PARTNER])
     pid = service.pid
     try:
         headers = {"Authorization": f"Bearer {PARTNER['token']}"}
@@ -47,9 +47,9 @@ def test_it_serves_the_api_once_started_and_stops_when_asked(tmp_path: Path) -> 
 
 def test_a_service_that_cannot_start_says_so_and_names_its_log(tmp_path: Path) -> None:
     bad = dict(PARTNER, partner_id="no spaces allowed")
-    service = ServiceProcess(tmp_path / "ota", [bad])
+    service = ServiceProcess(tmp_path / "ota")
     with pytest.raises(ServiceProcessError, match="did not start") as caught:
-        service.start(timeout_s=30)
+        service.start([bad], timeout_s=30)
     assert str(service.log_path) in str(caught.value)
     assert "no spaces allowed" in service.log_path.read_text()  # the reason is in the log
     assert service.pid is None  # nothing left running
@@ -69,3 +69,14 @@ def test_the_service_stops_when_its_launcher_is_killed(tmp_path: Path) -> None:
         launcher.wait(10)
     gone = lambda: process_gone(started["pid"])  # noqa: E731
     wait_until(gone, timeout=20, what="the orphaned service to stop")
+
+
+def test_a_launched_service_told_nothing_exits_when_stopped(tmp_path: Path) -> None:
+    """The plugin launches the service before it has read boards.yaml; a lab whose service
+    is remote then stops it: it exits without serving and without an error in its log."""
+    service = ServiceProcess(tmp_path / "ota")
+    service.launch()
+    pid = service.pid
+    service.stop()
+    assert pid is not None and process_gone(pid)
+    assert "Traceback" not in service.log_path.read_text()
