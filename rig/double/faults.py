@@ -127,6 +127,8 @@ class Faults:
         """Whether chunk fault `name` fires for chunk `index` of `chunks`; disarms it if so.
 
         drop_chunk and reorder_chunks need a chunk after `index`: on the last one they wait."""
+        if getattr(self, name) != index:  # unarmed or another chunk (checked again under the lock)
+            return False
         needs_next = name in ("drop_chunk", "reorder_chunks")
         with self._lock:
             if getattr(self, name) != index or index + needs_next >= chunks:
@@ -152,6 +154,8 @@ class Faults:
     def take_at(self, name: str, fraction: float) -> bool:
         """Whether `name` (mcu_stops_early, mcu_silent, asr_reboot) fires with this much of the
         image in; disarms it when it fires (asr_reboot after `times` firings)."""
+        if getattr(self, name) is None:  # unarmed (checked again under the lock)
+            return False
         with self._lock:
             at = getattr(self, name)
             if at is None or fraction < at:

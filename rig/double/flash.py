@@ -9,8 +9,10 @@ power. Files are not fsync'ed: the double's power cut is emulated, the host's pa
 The staging count is saved in batches, as an MCU that does not erase a record page per chunk
 would: every `SAVE_EVERY_BYTES` or `SAVE_EVERY_S`, when the last byte is in, and at `sync()`
 (the board's power-off). Rewriting the record on every chunk cost more than the rest of the
-chunk's path. A crash between saves resumes from the last saved count: fewer bytes than the slot
-holds, never more, and the bytes past it are written again.
+chunk's path, and a save (temp file + rename) takes 0.2 ms to 2 ms on ext4 as the host's load
+goes: every 16 KiB that was up to a sixth of a fast-link chunk's time on a busy host. A crash
+between saves resumes from the last saved count: fewer bytes than the slot holds, never more,
+and the bytes past it are written again.
 
 The checks are a bootloader's (docs/image-format.md): rig images get a header check, an image
 type check and anti-rollback; opaque vendor images are stored and booted as they are.
@@ -34,7 +36,7 @@ RECORD = "mcu-flash.json"
 SLOTS = ("A", "B")
 FACTORY_PAYLOAD_BYTES = 4096
 _RECORD_KEYS = {"active", "running", "security_counter", "installed", "staging"}
-SAVE_EVERY_BYTES = 16 * 1024  # at most this much staged data is not counted on disk …
+SAVE_EVERY_BYTES = 64 * 1024  # at most this much staged data is not counted on disk …
 SAVE_EVERY_S = 0.25  # … nor older than this (a paced link moves ~3 KiB/s at 38400 baud)
 
 

@@ -286,7 +286,8 @@ class NoisyEndpoint:
     checksum, with the probability the board's line_noise fault says (else it changes nothing).
 
     To know which bytes are syncs it feeds the transport one byte at a time while there is
-    noise, and looks at what each byte made it write (`_sync_at`).
+    noise, and looks at what each byte made it write (`_sync_at`). On a quiet line it is a
+    pass-through: what the transport writes is taken as it is, when the link asks for it.
     """
 
     def __init__(self, inner: Transport, faults: Faults | None) -> None:
@@ -314,13 +315,12 @@ class NoisyEndpoint:
 
     def send(self, message: bytes) -> None:
         self.inner.send(message)
-        self._collect()
+        if self._noisy():
+            self._collect()
 
     def receive(self, data: bytes) -> list[bytes]:
         if not self._noisy():
-            delivered = self.inner.receive(data)
-            self._collect()
-            return delivered
+            return self.inner.receive(data)
         delivered = []
         for byte in data:
             delivered += self.inner.receive(bytes([byte]))
@@ -328,13 +328,17 @@ class NoisyEndpoint:
         return delivered
 
     def outgoing(self) -> bytes:
+        faults = self._faults  # inline _noisy(): the link asks both ends after every step
+        if not self._tx and (faults is None or faults.line_noise is None):
+            return self.inner.outgoing()  # a quiet line: the transport's bytes as they are
         self._collect()
         out, self._tx = bytes(self._tx), bytearray()
         return out
 
     def poll(self, now: float) -> bool | None:
         result = self.inner.poll(now)
-        self._collect()
+        if self._noisy():
+            self._collect()
         return result
 
     def deadline(self) -> float | None:
@@ -342,4 +346,5 @@ class NoisyEndpoint:
 
     def reset(self) -> None:
         self.inner.reset()
-        self._collect()
+        if self._noisy():
+            self._collect()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import threading
 import time
@@ -82,20 +83,15 @@ class Tap:
         stamp = time.time() if t is None else t
         with self._lock:
             self._ports[direction].write(data)
-            self._capture.write(
-                json.dumps({"t": stamp, "dir": direction, "hex": data.hex()}) + "\n"
-            )
+            self._capture.write(capture_line(stamp, direction, data))
 
     def mirror_many(self, pieces: list[tuple[str, bytes, float]]) -> None:
         """Record several (direction, bytes, time) pieces in order: the same capture records
         and pty bytes as one `mirror` each, in one write per port and one to the file."""
-        lines = "".join(
-            json.dumps({"t": t, "dir": direction, "hex": data.hex()}) + "\n"
-            for direction, data, t in pieces
-        )
+        lines = "".join([capture_line(t, direction, data) for direction, data, t in pieces])
         with self._lock:
             for direction, port in self._ports.items():
-                data = b"".join(d for where, d, _ in pieces if where == direction)
+                data = b"".join([d for where, d, _ in pieces if where == direction])
                 if data:
                     port.write(data)
             self._capture.write(lines)
@@ -122,6 +118,15 @@ class Tap:
             for port in self._ports.values():
                 port.close()
             self._capture.close()
+
+
+def capture_line(t: float, direction: str, data: bytes) -> str:
+    """One capture record, as `json.dumps({"t": t, "dir": direction, "hex": data.hex()})`
+    writes it. The common case (a finite float time, a known direction) is formatted directly:
+    json.dumps cost the fast link about a tenth of its time per chunk."""
+    if type(t) is float and direction in DIRECTIONS and math.isfinite(t):
+        return f'{{"t": {t!r}, "dir": "{direction}", "hex": "{data.hex()}"}}\n'
+    return json.dumps({"t": t, "dir": direction, "hex": data.hex()}) + "\n"
 
 
 def read_capture(path: Path) -> list[tuple[float, str, bytes]]:

@@ -117,28 +117,32 @@ def encode(msg: Message) -> bytes:
         raise ProtocolError(f"unknown afLib message type {msg.type!r}")
     check_range("request id", msg.request_id, 8)
     check_range("attribute id", msg.attr_id, 16)
-    name = f"{MsgType(msg.type).name} {msg.attr_id}"
     if msg.channel is not None and (msg.channel not in CHANNELS or msg.type != MsgType.UPDATE):
-        raise ProtocolError(f"{name}: only an UPDATE travels in a channel (1098, 1099), "
+        raise ProtocolError(f"{_name(msg)}: only an UPDATE travels in a channel (1098, 1099), "
                             f"not {msg.channel}")  # fmt: skip
     body = struct.pack("<BBH", msg.type, msg.request_id, msg.wire_attr_id)
     if msg.type in WITH_STATUS:
         if msg.state is None or msg.reason is None:
-            raise ProtocolError(f"{name} needs both a state and a reason")
+            raise ProtocolError(f"{_name(msg)} needs both a state and a reason")
         check_range("update state", msg.state, 8)
         check_range("update reason", msg.reason, 8)
         body += bytes([msg.state, msg.reason])
     elif msg.state is not None or msg.reason is not None:
-        raise ProtocolError(f"{name} carries no state or reason")
+        raise ProtocolError(f"{_name(msg)} carries no state or reason")
     if msg.type in WITHOUT_VALUE:
         if msg.value:
-            raise ProtocolError(f"{name} carries no value")
+            raise ProtocolError(f"{_name(msg)} carries no value")
     else:
         value = msg.wire_value
         check_range("value length", len(value), 16)
         body += struct.pack("<H", len(value)) + bytes(value)
     check_range("message length", len(body), 16)
     return struct.pack("<H", len(body)) + body
+
+
+def _name(msg: Message) -> str:
+    """How an error message names `msg` (built only when there is an error to tell)."""
+    return f"{MsgType(msg.type).name} {msg.attr_id}"
 
 
 def _enum_or_int(kind: type[IntEnum], raw: int) -> IntEnum | int:

@@ -9,6 +9,7 @@ from rig.protocol.aflib import ProtocolError
 from rig.protocol.afpro.wire import (
     GIVE_UP_TIMEOUT,
     READY,
+    SYNC_KINDS,
     SYNC_SIZE,
     Outbox,
     Sync,
@@ -53,11 +54,15 @@ class AsrTransport(Outbox):
         delivered: list[bytes] = []
         if data:
             self._timers.moved()  # the MCU is talking: nothing to give up on
-        for byte in data:
-            if self.phase is AsrPhase.RECEIVING:
-                self._on_data_byte(byte, delivered)
+        at, end = 0, len(data)
+        while at < end:
+            if self.phase is AsrPhase.RECEIVING:  # the MCU's message: taken whole, not by byte
+                at = self._on_data(data, at, delivered)
+            elif not self._rx and self._on_sync(data[at : at + SYNC_SIZE]):
+                at += SYNC_SIZE  # a whole good sync: what its six bytes one by one would do
             else:
-                self._on_sync_byte(byte)
+                self._on_sync_byte(data[at])
+                at += 1
         return delivered
 
     def poll(self, now: float) -> None:
@@ -97,17 +102,24 @@ class AsrTransport(Outbox):
             return
         window = bytes(self._rx)
         self._rx.clear()
-        try:
-            sync = Sync.decode(window)
-        except ProtocolError:
+        if not self._on_sync(window):
             self.ignored_syncs += 1
             self._rx += window[1:]  # slide: a real sync may start inside the bad one
             drop_to_sync_start(self._rx)
-            return
+
+    def _on_sync(self, window: bytes) -> bool:
+        """Act on six bytes that should be a sync; False (nothing done) if they are not one."""
+        if len(window) != SYNC_SIZE or window[0] not in SYNC_KINDS:
+            return False
+        try:
+            sync = Sync.decode(window)
+        except ProtocolError:
+            return False
         if sync.kind is SyncKind.REQUEST_OR_RESPONSE:
             self._onrequest(sync)
         else:
             self._on_ack(sync)
+        return True
 
     def _onrequest(self, request: Sync) -> None:
         asr_bytes = len(self._queue[0]) if self._queue and not self._yield else 0
@@ -132,13 +144,16 @@ class AsrTransport(Outbox):
         else:
             self._idle()
 
-    def _on_data_byte(self, byte: int, delivered: list[bytes]) -> None:
-        self._rx.append(byte)
+    def _on_data(self, data: bytes, at: int, delivered: list[bytes]) -> int:
+        """Take what is left of the MCU's message from `data[at:]`; returns where it ended."""
+        end = at + self._response.mcu_bytes - len(self._rx)
+        self._rx += data[at:end]
         if len(self._rx) == self._response.mcu_bytes:
             delivered.append(bytes(self._rx))
             self._rx.clear()
             self._tx.append(READY)
             self._idle()
+        return min(end, len(data))
 
     def _idle(self) -> None:
         self._enter(AsrPhase.IDLE)

@@ -62,6 +62,16 @@ class McuTransport(Outbox):
             if self.phase is McuPhase.RECEIVING:  # the ASR's message: taken whole, not by byte
                 at = self._on_data(data, at, delivered)
                 continue
+            if (
+                self.phase is McuPhase.AWAIT_RESPONSE
+                and not self._rx
+                and len(data) - at >= SYNC_SIZE
+                and data[at] == SyncKind.REQUEST_OR_RESPONSE
+            ):  # a whole response: what its six bytes one by one would do
+                self._rx += data[at : at + SYNC_SIZE]
+                at += SYNC_SIZE
+                self._on_response()
+                continue
             byte = data[at]
             at += 1
             if self.phase is McuPhase.AWAIT_RESPONSE:
@@ -157,8 +167,11 @@ class McuTransport(Outbox):
         if not self._rx and byte != SyncKind.REQUEST_OR_RESPONSE:
             return  # a Ready from before the response, or noise: the response starts with 0x30
         self._rx.append(byte)
-        if len(self._rx) < SYNC_SIZE:
-            return
+        if len(self._rx) == SYNC_SIZE:
+            self._on_response()
+
+    def _on_response(self) -> None:
+        """Six bytes of the ASR's response are in."""
         try:
             response = Sync.decode(self._rx)
         except ProtocolError:

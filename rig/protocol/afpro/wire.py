@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -40,15 +41,17 @@ class Sync:
         return self.mcu_bytes > 0 and self.asr_bytes > 0
 
     def encode(self) -> bytes:
-        for count in (self.mcu_bytes, self.asr_bytes):
-            if not 0 <= count <= MAX_COUNT:
-                raise ProtocolError(f"sync count {count} does not fit in 16 bits")
-        head = struct.pack("<BHH", self.kind, self.mcu_bytes, self.asr_bytes)
-        return head + bytes([sum(head) & 0xFF])
+        return _encode(self.kind, self.mcu_bytes, self.asr_bytes)
 
     @classmethod
     def decode(cls, data: bytes) -> Sync:
         data = bytes(data)
+        if cls is Sync:
+            return _decode(data)  # a link repeats the same few syncs for every chunk
+        return cls._decode(data)
+
+    @classmethod
+    def _decode(cls, data: bytes) -> Sync:
         if len(data) != SYNC_SIZE:
             raise ProtocolError(f"a sync is 6 bytes, got {len(data)}: {hexdump(data)}")
         if data[0] not in SYNC_KINDS:
@@ -59,6 +62,22 @@ class Sync:
             )
         kind, mcu_bytes, asr_bytes = struct.unpack_from("<BHH", data)
         return cls(SyncKind(kind), mcu_bytes, asr_bytes)
+
+
+@functools.lru_cache(maxsize=256)
+def _encode(kind: SyncKind, mcu_bytes: int, asr_bytes: int) -> bytes:
+    for count in (mcu_bytes, asr_bytes):
+        if not 0 <= count <= MAX_COUNT:
+            raise ProtocolError(f"sync count {count} does not fit in 16 bits")
+    head = struct.pack("<BHH", kind, mcu_bytes, asr_bytes)
+    return head + bytes([sum(head) & 0xFF])
+
+
+@functools.lru_cache(maxsize=256)
+def _decode(data: bytes) -> Sync:
+    """A good sync's decoding (a Sync is immutable: one instance serves every copy); a bad one
+    raises, and errors are not cached."""
+    return Sync._decode(data)
 
 
 def request(mcu_bytes: int) -> Sync:
@@ -113,5 +132,7 @@ class Outbox:
         return len(self._queue)
 
     def outgoing(self) -> bytes:
+        if not self._tx:
+            return b""
         out, self._tx = bytes(self._tx), bytearray()
         return out

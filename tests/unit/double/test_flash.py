@@ -121,22 +121,27 @@ def test_the_record_counts_staged_bytes_in_batches_and_a_crash_resumes_from_the_
     """Between saves the record lags the slot: a crash then resumes from fewer bytes than the
     slot holds, never more, and the transfer still ends with the right image."""
     monkeypatch.setattr(flash_mod, "SAVE_EVERY_S", 3600.0)  # only the byte count triggers
-    data = bytes(range(256)) * 200  # 51200 bytes: 206 chunks of 249
-    flash = new_flash(tmp_path)
+    batch = flash_mod.SAVE_EVERY_BYTES // 249  # whole chunks of 249 bytes in one batch
+    data = bytes(range(256)) * (3 * batch)  # three batches' worth
+
+    def reopen() -> Flash:  # the double starts again over the same state folder
+        return new_flash(tmp_path, slot_bytes=len(data))
+
+    flash = reopen()
     flash.begin_staging(101, len(data), 7)
-    for offset in range(0, 40 * 249, 249):  # 9960 bytes: less than a batch
+    for offset in range(0, batch * 249, 249):  # less than a batch
         flash.write(offset, data[offset : offset + 249])
-    assert flash.staged_bytes == 40 * 249  # RAM knows every byte …
-    crashed = new_flash(tmp_path)  # … the double died without a sync: the record does not
+    assert flash.staged_bytes == batch * 249  # RAM knows every byte …
+    crashed = reopen()  # … the double died without a sync: the record does not
     assert crashed.staged_bytes == 0
-    for offset in range(0, 70 * 249, 249):  # 17430 bytes: one batch is saved on the way
+    for offset in range(0, (batch + 10) * 249, 249):  # one batch is saved on the way
         crashed.write(offset, data[offset : offset + 249])
-    saved = new_flash(tmp_path).staged_bytes
-    assert flash_mod.SAVE_EVERY_BYTES <= saved <= 70 * 249
-    resumed = new_flash(tmp_path)
+    saved = reopen().staged_bytes
+    assert flash_mod.SAVE_EVERY_BYTES <= saved <= (batch + 10) * 249 < len(data)
+    resumed = reopen()
     for offset in range(saved, len(data), 249):
         resumed.write(offset, data[offset : offset + 249])
-    assert new_flash(tmp_path).staged_bytes == len(data)  # the last byte is always saved
+    assert reopen().staged_bytes == len(data)  # the last byte is always saved
     assert resumed.staged_sha256() == hashlib.sha256(data).digest()
     assert resumed.commit(7).ok
 
