@@ -69,7 +69,8 @@ def ota_endpoint(rig_session: RigSession) -> Iterator[OtaEndpoint]:
 def ota(ota_endpoint: OtaEndpoint, rig_session: RigSession) -> Iterator[OtaClient]:
     """The OTA client, bound to the lab's partner. What signing in cost this process is kept
     beside the run's records (`ota/signin-<worker>.json`: the nightly summary adds them up)."""
-    with ota_endpoint.client() as client:
+    client = rig_session.take_ota_client(ota_endpoint) or ota_endpoint.client()
+    with client:
         try:
             yield client
         finally:

@@ -25,6 +25,7 @@ from rig.pytestplugin.record import board_param
 from rig.pytestplugin.services import (
     Background,
     FirstBoot,
+    LocalOta,
     OtaEndpoint,
     first_boot,
     start_local_ota,
@@ -33,6 +34,7 @@ from rig.pytestplugin.services import (
 if TYPE_CHECKING:
     from rig.lab.inventory import Inventory, OtaConfig
     from rig.lab.setup import Lab
+    from rig.ota.client import OtaClient
     from rig.ota.service.process import ServiceProcess
     from rig.report.board_records import BoardRecords
 
@@ -57,7 +59,7 @@ class RigSession:
         self.lab: Lab | None = None
         self._lab_lock = threading.Lock()
         self._boots: dict[str, Background[FirstBoot]] = {}  # started early, not yet taken
-        self._ota: Background[tuple[ServiceProcess, OtaEndpoint]] | None = None
+        self._ota: Background[LocalOta] | None = None
         self._early: threading.Thread | None = None  # warm_up_early's, until warm_up joins it
         self._inventory_lock = threading.Lock()  # read by collection and the early warm-up
 
@@ -206,11 +208,17 @@ class RigSession:
     def local_ota(self) -> OtaEndpoint:
         """The run's local OTA service (started now unless the warm-up did); it runs until
         `close`, after the last board, whose ASR polls it to the end."""
-        return self._start_ota().result()[1]
+        return self._start_ota().result().endpoint
 
-    def _start_ota(
-        self, launched: ServiceProcess | None = None
-    ) -> Background[tuple[ServiceProcess, OtaEndpoint]]:
+    def take_ota_client(self, endpoint: OtaEndpoint) -> OtaClient | None:
+        """The client the warm-up signed in to the local service, once (then None)."""
+        if self._ota is None or not self._ota.done():
+            return None
+        local = self._ota.result()
+        client, local.client = local.client, None
+        return client if local.endpoint == endpoint else None
+
+    def _start_ota(self, launched: ServiceProcess | None = None) -> Background[LocalOta]:
         if self._ota is None:
             ota = self.ota_config()[0]
             folder = launched.data_dir if launched else self._ota_folder()
@@ -236,10 +244,12 @@ class RigSession:
         if self._ota is not None:
             self._ota.settle(SETTLE_S)
             try:
-                service, _ = self._ota.result()
+                local = self._ota.result()
             except BaseException:  # it never started: the fixture that asked said why
                 return
-            service.stop()
+            if local.client is not None:  # nobody took it
+                local.client.close()
+            local.service.stop()
 
 
 _KEY = pytest.StashKey[RigSession]()
