@@ -72,11 +72,13 @@ def child_env(folder: Path) -> dict[str, str]:
 def pytest_run(folder: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args]
     if "no:rig" not in args:  # rig's own options exist only with the plugin
+        # Under .rig/ as by default: pytest does not walk dot-folders, which the early warm-up
+        # fills with logs while pytest collects the suite's folder.
         command += [
             "--rig-log-dir",
-            str(folder / "logs"),
+            str(folder / ".rig" / "logs"),
             "--rig-report-dir",
-            str(folder / "reports"),
+            str(folder / ".rig" / "reports"),
         ]
     return subprocess.run(command, cwd=folder, env=child_env(folder), capture_output=True,
                           text=True, timeout=300)  # fmt: skip
@@ -131,7 +133,7 @@ def main() -> None:
         for _ in range(3):  # interleaved, so background load weighs on both alike
             with_rig.append(trivial_run(folder))
             without.append(trivial_run(folder, "-p", "no:rig"))
-        records = len(list((folder / "reports" / "tests").glob("*.json")))
+        records = len(list((folder / ".rig" / "reports" / "tests").glob("*.json")))
     per_test = [(w - o) / args.tests * 1000 for w, o in zip(with_rig, without, strict=True)]
     print(f"{'figure':<42}{'median':>10}   runs")
     print("-" * 78)

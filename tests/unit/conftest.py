@@ -4,10 +4,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import pyvisa
 
 from rig.double.reference_mcu import ReferenceUnavailable, aflib_source, build_generic_mcu
+
+# httpx loads httpcore with its first client, and maps httpcore's errors to its own with the
+# classes it saw first. An inner pytester run that makes the first client drops httpcore from
+# sys.modules when it ends (pytester restores them); the next client loads a second httpcore
+# whose errors httpx no longer maps, and `except httpx.HTTPError` stops catching a dead server
+# in a later test of the same worker. Loading it here, before any inner run, keeps one copy.
+httpx.Client().close()
 
 REPO = Path(__file__).resolve().parents[2]
 #: Afero's afLib3-generic: $RIG_AFLIB_SRC, else the shared reference copy beside the repository.
