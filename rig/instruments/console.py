@@ -316,9 +316,13 @@ class Console:
             watch.unmute()
 
     def _read_port(self, fd: int, search: Search, deadline: float) -> bool:
+        """False also when the port floods (a whole READ_CHUNK at once): for the rest of the
+        wait the reader thread reads and logs while this thread searches, their system calls
+        overlapping its search, instead of all three one after the other here."""
         received = self._received
         poller = self._poller(fd)
         while True:
+            flood = False
             data = self._take_queued()
             if not data:
                 if self._closing.is_set():
@@ -339,8 +343,11 @@ class Console:
                 if not data:
                     return False
                 self._log.received(data)
+                flood = len(data) >= READ_CHUNK
             if received.feed(data, search):
                 return True
+            if flood:
+                return False
 
     def _poller(self, fd: int) -> select.poll:
         """A poll of the port and of close()'s wake-up (poll: select() fails on fds >= 1024)."""

@@ -10,6 +10,7 @@ import tty
 
 import pytest
 
+from rig.instruments import console as console_module
 from rig.instruments.console import Console, ConsoleError, ConsoleTimeout
 from rig.instruments.console_io import PortWatch
 from tests.unit.helpers import wait_until
@@ -321,3 +322,34 @@ def test_the_reader_thread_sleeps_through_round_trips(pty_pair, console, monkeyp
     os.write(master, b"unwatched\r\n")  # and once no expect reads the port, it reads it again
     wait_until(lambda: b"unwatched" in logged_stream(console.log_path), what="the reader")
     assert reader_woken
+
+
+def test_a_flood_is_read_by_the_reader_thread_and_nothing_is_lost(pty_pair, console, monkeypatch):
+    """A port that floods (a whole read chunk at once) is handed back to the reader thread for
+    the rest of the wait, so reading and logging overlap the search; every byte still reaches
+    the match's `before` and the log, once and in order."""
+    master, _ = pty_pair
+    monkeypatch.setattr(console_module, "READ_CHUNK", 1024)  # any read of 1 KiB+ is a flood
+    delivered = []
+    deliver = console._deliver
+
+    def counted(data: bytes) -> None:
+        delivered.append(len(data))
+        deliver(data)
+
+    monkeypatch.setattr(console, "_deliver", counted)
+    lines = b"".join(b"flood line %06d lorem ipsum dolor sit amet\r\n" % i for i in range(20000))
+
+    def board() -> None:
+        view = memoryview(lines + b"=== done ===\r\n")
+        while view:
+            view = view[os.write(master, view[:65536]) :]
+
+    writer = threading.Thread(target=board, daemon=True)
+    writer.start()
+    console.expect_exact("=== done ===", timeout=30)
+    writer.join(timeout=10)
+    assert console.before == lines.decode()
+    assert sum(delivered) > 0  # the reader thread took over the reading
+    console.close()
+    assert logged_stream(console.log_path) == lines + b"=== done ===\r\n"
