@@ -5,16 +5,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import matplotlib.backends.backend_agg  # the lazy imports below: see the comment after them
+import matplotlib.figure
+import matplotlib.gridspec
+import matplotlib.lines  # noqa: F401
 import pytest
 import pyvisa
 
 from rig.double.reference_mcu import ReferenceUnavailable, aflib_source, build_generic_mcu
 
-# httpx loads httpcore with its first client, and maps httpcore's errors to its own with the
-# classes it saw first. An inner pytester run that makes the first client drops httpcore from
-# sys.modules when it ends (pytester restores them); the next client loads a second httpcore
-# whose errors httpx no longer maps, and `except httpx.HTTPError` stops catching a dead server
-# in a later test of the same worker. Loading it here, before any inner run, keeps one copy.
+# An inner pytester run drops from sys.modules whatever it loaded first (pytester restores
+# them when it ends), and a module loaded again is a second copy whose classes the first copy's
+# users do not know. So what rig loads lazily is loaded here, before any inner run:
+# - httpcore, with httpx's first client: httpx maps the errors of the httpcore it saw first, and
+#   `except httpx.HTTPError` stopped catching a dead server in a later test of the worker;
+# - matplotlib's figure parts (the reports draw with them): a second matplotlib.gridspec made
+#   `Figure.add_subplot` refuse the first one's GridSpec in test_timeline.
 httpx.Client().close()
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,4 +60,3 @@ def _unavailable(why: str) -> None:
     if os.environ.get("RIG_AFLIB_REQUIRED") == "1":
         pytest.fail(f"RIG_AFLIB_REQUIRED=1 but {why}", pytrace=False)
     pytest.skip(why)
-
