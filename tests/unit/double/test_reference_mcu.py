@@ -41,10 +41,14 @@ class Handoff:
         pushed = self.bench.push(data, version)
         return self.bench.outcome(pushed["id"], timeout=120), pushed["versionNumber"]
 
-    def wire_until_written(self, number: int) -> Transcript:
+    def wire_until_written(self, number: int, size: int) -> Transcript:
+        """The wire once the MCU wrote the version and every chunk's bytes were read off the
+        sniffer: its two ports are read apart, so the MCU's answer may be read before the last
+        chunks of the same moment (as with two USB adapters on a bench)."""
         return self.bench.recorder.wait_for(
-            lambda t: t.version_written(101, number) is not None, timeout_s=10,
-            what="the MCU's version write",
+            lambda t: t.version_written(101, number) is not None
+            and sum(len(c.data) for c in t.chunks) >= size,
+            timeout_s=10, what="the MCU's version write and every chunk",
         )  # fmt: skip
 
     def stored(self) -> bytes | None:
@@ -97,7 +101,7 @@ def test_an_image_of_odd_size_arrives_byte_for_byte_and_its_version_is_reported(
     data = image(249 * 40 + 77, seed=1)  # not a multiple of the chunk: the last one is short
     deployment, number = handoff.push(data, "odd-1")
     assert deployment["state"] == "SUCCEEDED", deployment["history"]
-    transcript = handoff.wire_until_written(number)
+    transcript = handoff.wire_until_written(number, len(data))
     transcript.assert_delivered(data, version_id=number)
     assert handoff.stored() == data
     assert handoff.bench.attributes()[2101] == str(number)
@@ -112,7 +116,7 @@ def test_a_256_kib_image_is_delivered_in_modulo_2_chunks(make_handoff):
     started = time.monotonic()
     deployment, number = handoff.push(data, "big-1")
     assert deployment["state"] == "SUCCEEDED", deployment["history"]
-    transcript = handoff.wire_until_written(number)
+    transcript = handoff.wire_until_written(number, len(data))
     transcript.assert_delivered(data, version_id=number, attribute_size=MODULO2_ATTRIBUTE)
     assert max(len(c.data) for c in transcript.chunks) == MODULO2_ATTRIBUTE - 4
     assert handoff.stored() == data
@@ -141,7 +145,7 @@ def test_an_asr_reboot_mid_transfer_ends_in_a_second_attempt(handoff):
     assert deployment["attempt"] == 2 and "INTERRUPTED" in [
         h["state"] for h in deployment["history"]
     ]
-    handoff.wire_until_written(number).assert_delivered(data, version_id=number)
+    handoff.wire_until_written(number, len(data)).assert_delivered(data, version_id=number)
     assert handoff.stored() == data
 
 
