@@ -25,6 +25,9 @@ from rig.ota.witnesses import Views, cross_check, history_json
 from rig.protocol.transcript import Transcript
 from rig.report.power_trace import PowerTrace
 
+#: How often an OTA's power trace reads the supply's current (a slower supply reads as it can).
+OTA_TRACE_S = 0.005
+
 
 @dataclass
 class PipelineRun:
@@ -164,7 +167,10 @@ class Pipeline:
         if board is None:
             yield None
             return
-        trace = PowerTrace(board.power.measure_current, name=board.name).start()
+        # On a fast link a small image crosses in ~20 ms, which a coarser trace may see in one
+        # sample or none.
+        trace = PowerTrace(board.power.measure_current, interval_s=OTA_TRACE_S, name=board.name)
+        trace.start()
         # A few samples at rest before the push, if the supply answers: the draw must have
         # settled (after a previous update the MCU may still be rebooting), each read whole.
         deadline = time.monotonic() + 2.0

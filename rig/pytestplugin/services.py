@@ -87,14 +87,17 @@ class LocalOta:
 
 
 def start_local_ota(
-    folder: Path, ota: OtaConfig, launched: ServiceProcess | None = None
+    folder: Path,
+    ota: OtaConfig,
+    launched: ServiceProcess | None = None,
+    log_path: Path | None = None,
 ) -> LocalOta:
     """rig's OTA service on loopback in `folder`, in its own process (so its start-up and its
     answers to the boards run beside the tests, not under their interpreter lock), with a
     fresh partner, user and password. `launched`: its process, started earlier."""
     from rig.ota.service.process import ServiceProcess
 
-    service = launched or ServiceProcess(folder)
+    service = launched or ServiceProcess(folder, log_path=log_path)
     if launched is None:
         service.launch()
     account = ota.account or ota.partner

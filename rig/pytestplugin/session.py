@@ -106,16 +106,20 @@ class RigSession:
             from rig.lab.setup import Lab
 
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-            log_dir = self.config.getoption("rig_log_dir")
-            root = Path(str(self.config.rootpath))
-            logs = Path(log_dir) if log_dir else root / ".rig" / "logs" / run_stamp()
             self.lab = Lab(
                 self.inventory(),
-                log_dir=logs,
+                log_dir=self.log_dir,
                 state_dir=Path(tempfile.mkdtemp(prefix=f"rig-state-{worker}-")),
                 lock_timeout_s=self.config.getoption("rig_lock_timeout"),
             )
         return self.lab
+
+    @property
+    def log_dir(self) -> Path:
+        """Where console, double and service logs go (`--rig-log-dir`, else a dated folder)."""
+        chosen = self.config.getoption("rig_log_dir")
+        root = Path(str(self.config.rootpath))
+        return Path(chosen) if chosen else root / ".rig" / "logs" / run_stamp()
 
     @property
     def records(self) -> BoardRecords:
@@ -148,8 +152,10 @@ class RigSession:
     def _speculate(self) -> None:
         from rig.ota.service.process import ServiceProcess
 
-        service = ServiceProcess(self._ota_folder())  # the longest to start: before all else,
-        service.launch()  # even before boards.yaml says whether the run has a local service
+        # The longest to start: before all else, even before boards.yaml says whether the run
+        # has a local service.
+        service = ServiceProcess(self._ota_folder(), log_path=self._ota_log())
+        service.launch()
         names = self.names()
         if self.ota_config()[0].service == "local":
             self._start_ota(service)
@@ -222,9 +228,15 @@ class RigSession:
         if self._ota is None:
             ota = self.ota_config()[0]
             folder = launched.data_dir if launched else self._ota_folder()
-            work = lambda: start_local_ota(folder, ota, launched)  # noqa: E731
+            log = self._ota_log()
+            work = lambda: start_local_ota(folder, ota, launched, log)  # noqa: E731
             self._ota = Background("rig-ota-service", work)
         return self._ota
+
+    def _ota_log(self) -> Path:
+        """The service's log beside the boards' (one per xdist worker: each runs its own)."""
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
+        return self.log_dir / (f"ota-service-{worker}.log" if worker else "ota-service.log")
 
     def _ota_folder(self) -> Path:
         """A fresh folder in pytest's temporary tree (kept for a few runs, for a post-mortem)."""

@@ -94,11 +94,18 @@ def record_ota(
     idle = trace.quiet_mean() if trace.quiet else trace.mean(None, first_busy)
     if idle is not None:
         record("idle_current", idle * 1000, unit="mA", source="power")
-    transfer_start = times.get(ds.TRANSFERRING)
-    if transfer_start is not None:
-        during = trace.mean(transfer_start, times.get(ds.TRANSFERRED))
+    # The transfer: while the chunks crossed the wire, when the sniffer saw them. The service's
+    # TRANSFERRING and TRANSFERRED are when it heard of them, a report's round trip after each
+    # end: on a fast link the window they make is mostly idle time around a ~20 ms transfer.
+    chunks = transcript.chunks if transcript is not None else []
+    windows = [(chunks[0].t, chunks[-1].t)] if chunks else []
+    if ds.TRANSFERRING in times:
+        windows.append((times[ds.TRANSFERRING], times.get(ds.TRANSFERRED)))
+    for t0, t1 in windows:
+        during = trace.mean(t0, t1)
         if during is not None:
             record("transfer_current", during * 1000, unit="mA", source="power")
+            break
 
 
 def attach_power_trace(

@@ -43,9 +43,9 @@ class ServiceProcess:
     loads the service, ~0.4 s, before it needs to know anything), `serve(partners)` once the
     launcher knows them, `ready()`. A launched child told nothing (`stop()`) just exits."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, log_path: Path | None = None) -> None:
         self.data_dir = data_dir
-        self.log_path = data_dir / "service.log"
+        self.log_path = log_path or data_dir / "service.log"  # its stderr
         self._proc: subprocess.Popen[bytes] | None = None
         self._launched = 0.0
         self.base_url = ""
@@ -64,6 +64,7 @@ class ServiceProcess:
     def launch(self) -> None:
         """Start the child and return at once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "rig.ota.service.process"],

@@ -112,3 +112,12 @@ def test_no_board_starts_early_under_collect_only(pytester, rig_env, tmp_path):
     result, out = run(pytester, tmp_path, "--collect-only")
     assert result.ret == 0
     assert not (out / "logs" / "alpha.double.log").exists()
+
+
+def test_the_ota_services_log_is_beside_the_boards(pytester, rig_env, tmp_path):
+    """A post-mortem finds the service's own output with the console and double logs."""
+    pytester.makepyfile(test_o="def test_registered(pipeline, ota_target): pass\n")
+    result, out = run(pytester, tmp_path)
+    result.assert_outcomes(passed=1)
+    assert (out / "logs" / "ota-service.log").exists()
+    assert (out / "logs" / "alpha.double.log").exists()
