@@ -6,6 +6,7 @@ Every RigError becomes one message on stderr and exit code 1 (or 2 for usage), n
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    gc.freeze()  # what start-up loaded stays: later collections need not look at it
+    gc.enable()  # `python -m rig` left it off while it loaded (rig/__main__.py)
     try:
         return args.run(args)
     except RigError as exc:
