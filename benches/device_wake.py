@@ -33,21 +33,18 @@ from pathlib import Path
 from typing import Any
 
 from fleet import (  # the fleet bench's set-up: same service, same double
-    BLINKY,
     DOUBLE,
     FINAL,
     Failed,
     cpu_s,
     read_lines,
-    scpi,
     spawn,
     status,
     stop,
+    switch_on,
 )
 
-from rig.double.control import DoubleControl
 from rig.ota.client import OtaClient
-from rig.ota.pipeline import Pipeline, Target
 
 IMAGE_BYTES = 2 * 1024
 
@@ -67,27 +64,14 @@ def until(what: str, done: Callable[[], Any], timeout: float, every: float = 0.1
 
 def boot(ota: OtaClient, url: str, boards: list[dict]) -> dict[str, str]:
     """Register, identify and switch on every board; board name -> device id."""
-    pipeline = Pipeline(ota)
-    pipeline.ensure_image_type(101, "application")
-    control = DoubleControl(int(boards[0]["control"]), timeout_s=60)
-    devices: dict[str, str] = {}
+    devices, control_of = switch_on(ota, url, boards, "wake")
     try:
-        for i, board in enumerate(boards):
-            target = Target(f"wake-{uuid.uuid4().hex[:8]}", "blinky", profile=BLINKY)
-            secret = pipeline.ensure_device(target)
-            if i == 0:
-                pipeline.publish(target, 101)
-            control.call("ota", board=board["board"], url=url, device_id=target.device_id,
-                         secret=secret)  # fmt: skip
-            devices[board["board"]] = target.device_id
-        for board in boards:
-            if scpi(board["power"], "OUTP ON;*OPC?") != "1":
-                raise Failed(f"{board['board']}: OUTP ON was not applied")
         for name in devices:
-            until(f"{name} to boot", lambda n=name: control.call("status", board=n)["mcu"]
+            until(f"{name} to boot", lambda n=name: control_of[n].call("status", board=n)["mcu"]
                   == "idle", 60)  # fmt: skip
     finally:
-        control.close()
+        for control in set(control_of.values()):
+            control.close()
     return devices
 
 

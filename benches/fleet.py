@@ -208,8 +208,12 @@ def measure(n: int, settle: float, work: Path, processes: int) -> Row:
     return row
 
 
-def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str, list[int]],
-        settle: float) -> None:  # fmt: skip
+def switch_on(
+    ota: OtaClient, url: str, boards: list[dict], prefix: str
+) -> tuple[dict[str, str], dict[str, DoubleControl]]:
+    """Register each board as a blinky device, tell its ASR who it is, switch it on. Returns
+    board -> device id, and board -> the control channel of its double process (the caller
+    closes them, also when this fails)."""
     pipeline = Pipeline(ota)
     pipeline.ensure_image_type(101, "application")
     ports = {int(board["control"]) for board in boards}  # one per double process
@@ -218,7 +222,7 @@ def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str,
     devices: dict[str, str] = {}
     try:
         for i, board in enumerate(boards):
-            target = Target(f"fleet-{uuid.uuid4().hex[:8]}", "blinky", profile=BLINKY)
+            target = Target(f"{prefix}-{uuid.uuid4().hex[:8]}", "blinky", profile=BLINKY)
             secret = pipeline.ensure_device(target)
             if i == 0:
                 pipeline.publish(target, 101)
@@ -233,6 +237,17 @@ def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str,
                              f"OUTP ON ({exc})") from None  # fmt: skip
             if not applied:
                 raise Failed(f"{board['board']}: OUTP ON was not applied")
+    except BaseException:
+        for control in controls.values():
+            control.close()
+        raise
+    return devices, control_of
+
+
+def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str, list[int]],
+        settle: float) -> None:  # fmt: skip
+    devices, control_of = switch_on(ota, url, boards, "fleet")
+    try:
         wait_all("booted", set(devices),
                  lambda b: control_of[b].call("status", board=b)["mcu"] == "idle", 60)  # fmt: skip
         time.sleep(1.0)  # let the ASRs finish their boot chatter before measuring idle
@@ -244,7 +259,7 @@ def run(row: Row, ota: OtaClient, url: str, boards: list[dict], procs: dict[str,
         row.fds = int(total(fd_count, double))
         push(row, ota, devices, procs)
     finally:
-        for control in controls.values():
+        for control in set(control_of.values()):
             control.close()
 
 
