@@ -27,6 +27,9 @@ from rig.report.power_trace import PowerTrace
 
 #: How often an OTA's power trace reads the supply's current (a slower supply reads as it can).
 OTA_TRACE_S = 0.005
+#: How long the draw must hold steady before a push to count as the board at rest, at least; a
+#: board whose last boot took longer must hold it half as long again as that boot.
+REST_S = 0.1
 
 
 @dataclass
@@ -171,11 +174,13 @@ class Pipeline:
         # sample or none.
         trace = PowerTrace(board.power.measure_current, interval_s=OTA_TRACE_S, name=board.name)
         trace.start()
-        # A few samples at rest before the push, if the supply answers: the draw must have
-        # settled (after a previous update the MCU may still be rebooting), each read whole.
-        deadline = time.monotonic() + 2.0
+        # Samples at rest before the push, if the supply answers: the draw must have held steady
+        # for longer than a boot (after a previous update the MCU may still be rebooting, and a
+        # boot's draw can be as flat as rest's), each read whole.
+        span_s = max(REST_S, 1.5 * (board.last_boot_s or 0.0))
+        deadline = time.monotonic() + 2.0 + span_s
         while trace.error is None and time.monotonic() < deadline:
-            trace.quiet = trace.settled()
+            trace.quiet = trace.settled(span_s=span_s)
             if trace.quiet is not None:
                 break
             time.sleep(trace.interval_s)

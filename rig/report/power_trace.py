@@ -132,18 +132,27 @@ class PowerTrace:
             quiet = [amps for _, amps in self._samples[self.quiet]]
         return sum(quiet) / len(quiet) if quiet else None
 
-    def settled(self, count: int = 3, spread: float = 0.1) -> slice | None:
-        """The last `count` samples if they agree within `spread` (a fraction of their mean):
-        the draw has stopped moving (a boot, a flash write just ended), else None."""
+    def settled(self, count: int = 3, spread: float = 0.1, span_s: float = 0.0) -> slice | None:
+        """The last samples, at least `count` and reaching back `span_s` seconds, if they agree
+        within `spread` (a fraction of their mean): the draw has stopped moving, else None.
+
+        A boot can draw a steady current too: a span longer than the board's boot tells rest
+        from a boot that happens to be flat."""
         with self._lock:
-            last = [amps for _, amps in self._samples[-count:]]
             total = len(self._samples)
-        if len(last) < count:
+            first = max(0, total - count)
+            if total:
+                since = self._samples[-1][0] - span_s
+                while first > 0 and self._samples[first][0] > since:
+                    first -= 1
+            window = self._samples[first:]
+        if len(window) < count or (span_s > 0 and window[-1][0] - window[0][0] < span_s):
             return None
-        mean = sum(last) / count
+        last = [amps for _, amps in window]
+        mean = sum(last) / len(last)
         if max(last) - min(last) > spread * max(abs(mean), 1e-6):
             return None
-        return slice(total - count, total)
+        return slice(first, total)
 
     def mean(self, t0: float | None = None, t1: float | None = None) -> float | None:
         """Mean current over the window; None when no sample falls in it."""

@@ -58,3 +58,22 @@ def test_boot_current(board, measure, power_trace):
     measure("boot_current", trace.peak() * 1000, low=10, high=60, unit="mA")
     measure("supply_volts", board.power.measure_volts(), unit="V")  # limits from boards.yaml
     assert [m.passed for m in measure.items if m.source == "test"] == [True, True]
+
+
+@pytest.mark.requires("emulated", "power", "console")
+def test_a_push_during_a_reboot_measures_idle_after_it(board, pipeline, ota_target, measure):
+    """A board still booting when the push comes (as after a previous update) is not at rest:
+    its boot draw, however steady, is not its idle current."""
+    board.boot()
+    board.console.sendline("reboot")  # the MCU draws its boot current again until the banner
+    board.console.expect_exact("rebooting", timeout=5)
+    image = (SAMPLES / "blinky-app-1.1.0.rigimg").read_bytes()
+    run = pipeline.run(image, ota_target, type_=101, version="1.1.0", until="SUCCEEDED",
+                       timeout_s=60, board=board)  # fmt: skip
+    assert run.deployment["state"] == "SUCCEEDED", run.states
+    idle = next(m.value for m in measure.items if m.name == "idle_current")
+    spec = board.config.double
+    assert idle == pytest.approx(spec.idle_amps * 1000, rel=0.05), (
+        f"idle_current {idle:.1f} mA; the board idles at {spec.idle_amps * 1000:g} mA and "
+        f"boots at {spec.boot_amps * 1000:g} mA"
+    )

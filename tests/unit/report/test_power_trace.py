@@ -109,6 +109,22 @@ def test_settled_is_the_last_samples_once_they_agree():
     assert trace.settled(count=5) is None  # the boot's 45 mA is among the last five
 
 
+def test_a_flat_boot_shorter_than_the_span_is_not_rest():
+    values = iter([0.045] * 6 + [0.012] * 4)  # a boot as steady as rest, then at rest
+    trace = PowerTrace(lambda: next(values), interval_s=0.001).start()
+    wait_until(lambda: trace.error is not None, what="the ten values read")
+    trace.stop()
+    times = [t for t, _ in trace.samples]
+    assert trace.settled(count=3) == slice(7, 10)
+    # over the whole boot's span the boot is in the window: not settled however flat it was
+    assert trace.settled(span_s=times[-1] - times[4]) is None
+    assert trace.settled(span_s=(times[-1] - times[6] + times[-1] - times[5]) / 2) is None
+    assert trace.settled(span_s=times[-1] - times[6]) == slice(6, 10)  # rest alone, long enough
+    trace.quiet = trace.settled(span_s=times[-1] - times[6])
+    assert trace.quiet_mean() == pytest.approx(0.012)
+    assert trace.settled(span_s=times[-1] - times[0] + 1) is None  # the trace is not that long
+
+
 def test_idle_current_counts_only_the_quiet_samples():
     trace, _ = recorded(6)  # 0, 250, 500, 750, 1000, 1250 mA
     times = [t for t, _ in trace.samples]
