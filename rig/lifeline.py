@@ -19,9 +19,13 @@ import threading
 def stop_when_stdin_closes() -> threading.Thread:
     """Watch stdin in a daemon thread; at its end, SIGTERM this process (its graceful stop)."""
 
+    # os.read, not sys.stdin: a daemon thread blocked in the buffered reader holds its lock, and
+    # the interpreter, flushing stdin at exit, aborts with "could not acquire lock".
+    fd = sys.stdin.fileno()
+
     def watch() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read1(4096):
+        with contextlib.suppress(OSError):
+            while os.read(fd, 4096):
                 pass
         os.kill(os.getpid(), signal.SIGTERM)
 

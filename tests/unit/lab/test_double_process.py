@@ -61,3 +61,6 @@ def test_a_new_double_board_boots_without_waiting_its_off_time(tmp_path: Path, r
         board.boot()
         board.power.off()
         assert board.power.drain_remaining_s() > 29.0
+    # the lab stopped it (and waited) while its lifeline still watched stdin: a clean end
+    log = next((tmp_path / "logs").glob("*double*.log")).read_text()
+    assert "Fatal Python error" not in log and "Traceback" not in log, log
