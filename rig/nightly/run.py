@@ -154,8 +154,11 @@ def build_command(
         "--rig-log-dir": folder / "logs",
         "--rig-report-dir": folder / "rig",
     }
+    # --option=value, one word each: pytest picks its rootdir and ini file from the command
+    # line's paths before rig's options are known, so a separate value (a boards.yaml or an
+    # output folder elsewhere) would count as a path to test and move the rootdir with it.
     command = [python, "-m", "pytest", str(suite)]
-    command += [part for option, value in options.items() for part in (option, str(value))]
+    command += [f"{option}={value}" for option, value in options.items()]
     if workers > 1:
         command += ["-n", str(workers)]
     return [*command, "-p", "no:cacheprovider", *extra]
