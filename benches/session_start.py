@@ -74,12 +74,8 @@ def pytest_run(folder: Path, *args: str) -> subprocess.CompletedProcess:
     if "no:rig" not in args:  # rig's own options exist only with the plugin
         # Under .rig/ as by default: pytest does not walk dot-folders, which the early warm-up
         # fills with logs while pytest collects the suite's folder.
-        command += [
-            "--rig-log-dir",
-            str(folder / ".rig" / "logs"),
-            "--rig-report-dir",
-            str(folder / ".rig" / "reports"),
-        ]
+        command += [f"--rig-log-dir={folder / '.rig' / 'logs'}",
+                    f"--rig-report-dir={folder / '.rig' / 'reports'}"]  # fmt: skip
     return subprocess.run(command, cwd=folder, env=child_env(folder), capture_output=True,
                           text=True, timeout=300)  # fmt: skip
 
@@ -94,7 +90,10 @@ def suite(root: Path, name: str, text: str) -> Path:
 def first_line(root: Path) -> float:
     folder = suite(root, "first", FIRST)
     started = time.time()
-    done = pytest_run(folder, "--board", "emulated", "--boards-file", str(REPO / "boards.yaml"))
+    # --option=value: pytest takes its rootdir from the command line's paths before rig's options
+    # exist, and a separate boards.yaml path would make rig's repository the rootdir (its ini,
+    # and a collection walk from there), as it would for a user who typed it so.
+    done = pytest_run(folder, "--board=emulated", f"--boards-file={REPO / 'boards.yaml'}")
     if done.returncode != 0:
         sys.exit(f"the one-test suite failed:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
     return float((folder / "first-line").read_text()) - started
