@@ -30,7 +30,13 @@ ALLOWED: dict[str, set[str]] = {
     "rig.flaky": {"rig.errors", "rig.steps"},
     "rig.protocol": {"rig.errors"},
     "rig.instruments": {"rig.errors", "rig.protocol", "rig.safe_yaml"},
-    "rig.double": {"rig.errors", "rig.protocol", "rig.image", "rig.ota.client", "rig.ota.states"},
+    "rig.double": {
+        "rig.errors",
+        "rig.protocol",
+        "rig.image",
+        "rig.ota.device_client",
+        "rig.ota.states",
+    },
     # the double's data (spec, fault catalogue, errors), never its running parts
     "rig.lab": {
         "rig.errors",
@@ -168,15 +174,17 @@ def test_the_yaml_reader_needs_only_the_standard_library_pyyaml_and_rig_errors()
     """Every layer reads its YAML through rig.safe_yaml, so it must drag nothing in with it."""
     import sys
 
-    path = PACKAGE / "safe_yaml.py"
     imported = {
         name.split(".")[0] if not name.startswith("rig.") else name
+        for path in sorted((PACKAGE / "safe_yaml").glob("*.py"))
         for node in _imports(ast.parse(path.read_text()))
         for name in _imported(node)
     }
-    extra = {n for n in imported if n not in sys.stdlib_module_names} - {"yaml", "rig.errors"}
+    extra = {
+        n for n in imported if n not in sys.stdlib_module_names and not _within(n, "rig.safe_yaml")
+    } - {"yaml", "rig.errors"}
     assert not extra, (
-        f"rig/safe_yaml.py may import only the standard library, yaml, rig.errors: {extra}"
+        f"rig/safe_yaml/ may import only the standard library, yaml, rig.errors: {extra}"
     )
 
 
