@@ -20,7 +20,7 @@ from pathlib import Path
 
 from rig.double.errors import DoubleError
 from rig.double.spec import EmulatedBoardSpec
-from rig.lab.inventory import BoardConfig, DoubleConfig
+from rig.lab.board_config import BoardConfig, DoubleConfig
 from rig.lab.power_config import PowerConfig
 
 
