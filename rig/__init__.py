@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     # OTA
     "OtaClient": "rig.ota.client",
     "OtaClientError": "rig.ota.client",
-    "DeviceClient": "rig.ota.client",
+    "DeviceClient": "rig.ota.device_client",
     "Pipeline": "rig.ota.pipeline",
     "PipelineRun": "rig.ota.pipeline",
     "Target": "rig.ota.pipeline",

@@ -47,7 +47,7 @@ from rig.double.asr_report import Reporter
 from rig.double.asr_watch import WorkWatch
 from rig.double.faults import Faults
 from rig.double.spec import AsrTimeouts
-from rig.ota.client import DeviceClient, OtaClientError
+from rig.ota.device_client import DeviceClient, OtaClientError
 from rig.ota.states import TERMINAL
 from rig.protocol import aflib
 from rig.protocol.aflib import AsrState, Message, RebootCode

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rig.ota.client import DeviceClient, OtaClientError
+from rig.ota.device_client import DeviceClient, OtaClientError
 
 PROGRESS = "TRANSFERRING"
 #: Least time between two progress reports of one ASR (4 a second at most; each costs the

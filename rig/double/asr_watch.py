@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from rig.ota.client import DeviceClient
+from rig.ota.device_client import DeviceClient
 
 #: How long one long-poll waits (the service allows 30 s): 100 idle boards ask 4 times a second.
 LONG_POLL_S = 25.0

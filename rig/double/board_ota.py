@@ -26,7 +26,7 @@ from rig.double.mcu_aflib import McuAfLib
 from rig.double.mcu_ota import RECEIVING, McuOta
 from rig.double.spec import AsrTimeouts, EmulatedBoardSpec
 from rig.double.tap import Tap
-from rig.ota.client import DeviceClient
+from rig.ota.device_client import DeviceClient
 from rig.protocol import aflib
 from rig.protocol.afpro import GIVE_UP_TIMEOUT, RESYNC_TIMEOUT, AsrTransport, McuTransport
 

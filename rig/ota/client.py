@@ -1,17 +1,16 @@
-"""One client for the OTA API, over httpx: the plugin, the CLI and the double all use it.
+"""The lab's client for the OTA API, over httpx: the plugin, the pipeline and the CLI use it.
 
 It speaks the public paths to any server (rig's local service or a remote one) and the
 local-only paths to rig's service; against a server without them it says so plainly. Every
 refused request becomes an `OtaClientError` carrying the service's rule and message. It
 authenticates with a partner's static bearer token, or signs in with OAuth credentials
-(rig.ota.signin) and signs in again when the token has expired.
+(rig.ota.signin) and signs in again when the token has expired. The device's side of the API
+is `rig.ota.device_client`; what both share on the wire is `rig.ota.http`.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import ssl
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,44 +19,9 @@ from typing import Any
 import httpx
 
 from rig.ota.errors import OtaClientError
+from rig.ota.http import FileChunks, refusal, tls_context
 from rig.ota.signin import OAuthCredentials, OAuthSignIn, SignInEnv, SignInStats
 from rig.ota.states import TERMINAL
-
-UPLOAD_CHUNK = 256 * 1024
-
-
-class LocalOnlyError(OtaClientError):
-    """A local-only feature was asked of a server that does not have it."""
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """One TLS context for every client of the process, as httpx would build it for each: each
-    build reads the CA bundle (~20 ms), which a double's 100 ASRs paid 100 times at start."""
-    return httpx.create_ssl_context()
-
-
-def refusal(base_url: str, method: str, path: str, response: httpx.Response) -> OtaClientError:
-    """The typed error for a refused request, from the service's JSON body when it has one."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict) or "rule" not in body:
-        if path.startswith("/v1/local/") and response.status_code in (404, 405):
-            return LocalOnlyError(
-                f"{method} {path} is a local-only feature of rig's OTA service; the server "
-                f"at {base_url} does not offer it (use service: local in boards.yaml)",
-                status=response.status_code,
-                rule="LOCAL_ONLY",
-            )
-        text = body.get("detail") if isinstance(body, dict) else None
-        message = f"{method} {path}: HTTP {response.status_code} {text or response.text[:200]}"
-        return OtaClientError(message, status=response.status_code)
-    return OtaClientError(
-        body.get("message", ""), status=response.status_code,
-        rule=body.get("rule", ""), hint=body.get("hint", ""),
-    )  # fmt: skip
 
 
 class OtaClient:
@@ -371,80 +335,3 @@ def _will_retry(record: dict) -> bool:
         return False
     last = (record.get("history") or [{}])[-1]
     return "retry limit" not in (last.get("detail") or "")
-
-
-class FileChunks:
-    """A file streamed to the server instead of read whole. Each pass reads it afresh, so a call
-    re-sent after a new sign-in sends every byte again (a generator could be sent only once)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __iter__(self) -> Iterator[bytes]:
-        with self.path.open("rb") as handle:
-            while chunk := handle.read(UPLOAD_CHUNK):
-                yield chunk
-
-
-class DeviceClient:
-    """The device-facing side of the local service, as an ASR (or a test playing one) uses it."""
-
-    def __init__(self, base_url: str, device_id: str, secret: str, timeout_s: float = 30.0) -> None:
-        self.device_id = device_id
-        self.base = f"/v1/device/{device_id}"
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Device {secret}"},
-            timeout=timeout_s,
-            verify=tls_context(),
-        )
-        self.base_url = base_url
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> DeviceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, self.base + path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise OtaClientError(f"OTA service unreachable for {self.device_id}: {exc}") from None
-        if response.status_code >= 400:
-            raise refusal(self.base_url, method, self.base + path, response)
-        return response
-
-    def checkin(self, versions: dict[int, str]) -> dict | None:
-        body = {"versions": {str(t): str(v) for t, v in versions.items()}}
-        return self._call("POST", "/checkin", json=body).json().get("deployment")
-
-    def next_deployment(self, wait_s: float = 0.0) -> dict | None:
-        """The next deployment (it becomes OFFERED), or None. `wait_s` > 0 long-polls: the
-        service answers as soon as this device's work changes, or with None after `wait_s`
-        (at most 30 s; a service without the long-poll answers at once)."""
-        if not wait_s:
-            response = self._call("GET", "/deployments/next")
-        else:
-            timeout = self._http.timeout.read or 30.0
-            response = self._call("GET", "/deployments/next", params={"wait": f"{wait_s:g}"},
-                                  timeout=httpx.Timeout(timeout + wait_s))  # fmt: skip
-        return None if response.status_code == 204 or not response.content else response.json()
-
-    def download(self, sha256: str, start: int = 0, end: int | None = None) -> bytes:
-        """Bytes [start, end] of an image (HTTP Range), or all of it."""
-        headers = {}
-        if start or end is not None:
-            headers["Range"] = f"bytes={start}-{'' if end is None else end}"
-        return self._call("GET", f"/images/{sha256}", headers=headers).content
-
-    def progress(self, deployment_id: str, state: str, **details: Any) -> dict:
-        body = {"state": state, **details}
-        return self._call("POST", f"/deployments/{deployment_id}/progress", json=body).json()
-
-    def report_attributes(self, attributes: dict[int, Any]) -> Any:
-        body = {"attributes": [{"id": k, "value": v} for k, v in attributes.items()]}
-        return self._call("POST", "/attributes", json=body).json()

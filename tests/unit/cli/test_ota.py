@@ -107,7 +107,8 @@ def test_local_only_features_say_so_against_a_server_without_them():
     import http.server
     import threading
 
-    from rig.ota.client import LocalOnlyError, OtaClient
+    from rig.ota.client import OtaClient
+    from rig.ota.http import LocalOnlyError
 
     class PublicOnly(http.server.BaseHTTPRequestHandler):
         def do_GET(self):

@@ -14,7 +14,7 @@ import pytest
 
 from rig.double.asr import Asr
 from rig.double.spec import AsrTimeouts
-from rig.ota.client import DeviceClient
+from rig.ota.device_client import DeviceClient
 from rig.ota.service.serve import LocalService
 from tests.unit.helpers import wait_until
 from tests.unit.ota.service import test_service as common

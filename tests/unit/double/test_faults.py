@@ -23,7 +23,7 @@ from rig.double.faults import Faults
 from rig.double.flash import Flash
 from rig.double.mcu_ota import McuOta
 from rig.double.spec import EmulatedBoardSpec
-from rig.ota.client import DeviceClient
+from rig.ota.device_client import DeviceClient
 from rig.protocol import aflib
 from rig.protocol.transcript import Transcript
 from tests.unit.double.bench import (

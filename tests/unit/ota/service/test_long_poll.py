@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rig.ota.client import DeviceClient
+from rig.ota.device_client import DeviceClient
 from rig.ota.service.domain import OtaService
 from rig.ota.service.serve import LocalService
 from tests.unit.helpers import wait_until
