@@ -8,7 +8,9 @@ image and device types, publish profiles, register devices.
 It is assembled from layers, each in its own module, each building on the one before:
 - `Catalogue` (catalogue.py): the store, image types (R1, R2), binaries;
 - `DeviceTypes` (device_types.py): device types, profiles (R3), eligibility (R6);
-- `Pool` (pool.py): images (R4, R5, R7) and tags;
+- `ImageQueries` (image_queries.py): reading the pool: image records, the R7 search,
+  associations, tags;
+- `Pool` (pool.py): adding and changing images (R4, R5) and their tags;
 - `Associations` (associations.py): images made available to device types (R6);
 - `Deployments` (deployments.py): deployment records, history, the state moves, cancel;
 - `Fleet` (fleet.py): devices and pushes (R8);
