@@ -86,6 +86,25 @@ class HandoffRecorder:
                 )
             time.sleep(0.02)
 
+    def wait_for_delivery(
+        self, image: bytes, *, version_id: int, image_type: int = 101, timeout_s: float = 10.0
+    ) -> Transcript:
+        """The handoff of `image` as the sniffer saw it, checked whole (`assert_delivered`).
+
+        Waits for its last step first, the MCU's version write: the two ports are read apart,
+        so the service may say SUCCEEDED before the MCU's last bytes are decoded here. A
+        handoff that never ends is checked as it stands, and the error names the missing step."""
+        try:
+            transcript = self.wait_for(
+                lambda t: t.version_written(image_type, version_id) is not None,
+                timeout_s,
+                what=f"the version write of {version_id} to attribute {2000 + image_type}",
+            )
+        except SnifferError:
+            transcript = self.transcript()
+        transcript.assert_delivered(image, version_id=version_id, image_type=image_type)
+        return transcript
+
     def stop(self) -> Transcript:
         self._stop.set()
         for port in self._serials:

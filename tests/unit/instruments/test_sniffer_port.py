@@ -27,6 +27,7 @@ from rig.protocol.decoder import (
     event_bytes,
     replay,
 )
+from rig.protocol.transcript import HandoffError
 from tests.unit.helpers import wait_until
 from tests.unit.protocol.test_transcript import IMAGE, VERSION, frame, handoff
 
@@ -133,6 +134,41 @@ def test_a_sniffer_port_that_does_not_exist_names_the_boards_yaml_key(tap, tmp_p
     # the port that did open (asr_to_mcu comes first) is closed again, no thread is left
     assert all(not port.is_open for port in recorder._serials)
     assert not any(thread.is_alive() for thread in recorder._threads)
+
+
+def mirror_steps(tap: Tap, recorder: HandoffRecorder, steps) -> None:
+    """Each step across the tap, landed before the next crosses (each wire has its reader)."""
+    for direction, message in steps:
+        count = len(recorder.transcript().messages) + 1
+        for wire, data in frame(direction, aflib.encode(message)).items():
+            tap.mirror(wire, data)
+        recorder.wait_for(lambda t, n=count: len(t.messages) == n, timeout_s=5)
+
+
+def test_wait_for_delivery_waits_for_the_version_write_that_comes_last(tap, recorder):
+    steps = handoff()  # ends with the MCU's version write and the ASR's answer to it
+    mirror_steps(tap, recorder, steps[:-2])
+    assert "APPLY" in recorder.transcript().states  # where waiting for APPLY would stop
+    done = threading.Event()
+    got = []
+
+    def wait() -> None:
+        got.append(recorder.wait_for_delivery(IMAGE, version_id=VERSION, timeout_s=10))
+        done.set()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert not done.wait(0.2)  # still waiting: the handoff is not whole yet
+    mirror_steps(tap, recorder, steps[-2:])
+    waiter.join(10)
+    assert done.is_set() and got[0].version_written(101, VERSION) is not None
+
+
+def test_wait_for_delivery_without_the_version_write_names_that_step(tap, recorder):
+    mirror_steps(tap, recorder, handoff()[:-2])  # no version write
+    with pytest.raises(HandoffError) as caught:
+        recorder.wait_for_delivery(IMAGE, version_id=VERSION, timeout_s=0.2)
+    assert str(caught.value).startswith("handoff step 6. version report: attribute 2101")
 
 
 def test_wait_for_gives_up_with_what_the_sniffer_saw(tap, recorder):
