@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     # every YAML file rig reads goes through it, so every layer may use it: stdlib, PyYAML, errors
     "rig.safe_yaml": {"rig.errors"},
     "rig.image": {"rig.errors"},
-    # a child process's tie to its launcher (stdlib only): the double's CLI and the service
+    # a child process's tie to its launcher (stdlib only): the child's end in the double's CLI
+    # and the service, the launcher's end in the lab (the double) and the service's launcher
     "rig.lifeline": set(),
     "rig.flaky": {"rig.errors", "rig.steps"},
     "rig.protocol": {"rig.errors"},
@@ -41,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "rig.lab": {
         "rig.errors",
         "rig.safe_yaml",
+        "rig.lifeline",
         "rig.instruments",
         "rig.double.spec",
         "rig.double.catalogue",

@@ -17,17 +17,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
-import os
-import selectors
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from rig.errors import RigError
-from rig.lifeline import stop_when_stdin_closes
+from rig.lifeline import TiedChild, stop_when_stdin_closes
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
@@ -47,8 +42,8 @@ class ServiceProcess:
     def __init__(self, data_dir: Path, *, log_path: Path | None = None) -> None:
         self.data_dir = data_dir
         self.log_path = log_path or data_dir / "service.log"  # its stderr
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._launched = 0.0
+        self._child = TiedChild([sys.executable, "-m", "rig.ota.service.process"],
+                                log_path=self.log_path)  # fmt: skip
         self.base_url = ""
 
     def start(
@@ -65,27 +60,17 @@ class ServiceProcess:
     def launch(self) -> None:
         """Start the child and return at once."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "rig.ota.service.process"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                start_new_session=True,  # Ctrl-C reaches pytest, which stops us in order
-            )  # fmt: skip
-        self._launched = time.monotonic()
+        self._child.launch()
 
     def serve(self, partners: list[dict[str, Any]], *, host: str = "127.0.0.1") -> None:
         """Tell the launched child what to serve: its data folder, host and partners (their
         secrets go through the pipe, not the command line)."""
-        assert self._proc is not None and self._proc.stdin is not None, "launch() first"
         config = {"data": str(self.data_dir), "host": host, "partners": partners}
-        self._proc.stdin.write(json.dumps(config).encode() + b"\n")
-        self._proc.stdin.flush()  # and kept open: its end is the child's signal to stop
+        self._child.send(json.dumps(config).encode() + b"\n")
 
     def ready(self, timeout_s: float = START_TIMEOUT_S) -> ServiceProcess:
         """Wait (at most `timeout_s` from the launch) until it serves; else stop it and say so."""
-        assert self._proc is not None, "launch() first"
-        line = self._read_line(self._launched + timeout_s)
+        line = next(self._child.lines(self._child.launched + timeout_s), b"")
         try:
             self.base_url = json.loads(line)["url"]
         except (ValueError, KeyError, TypeError):
@@ -96,54 +81,13 @@ class ServiceProcess:
             ) from None
         return self
 
-    def _read_line(self, deadline: float) -> bytes:
-        """Its first stdout line, or b"" if it exits or the deadline passes first."""
-        assert self._proc is not None and self._proc.stdout is not None
-        fd, pending = self._proc.stdout.fileno(), b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(fd, selectors.EVENT_READ)
-            while b"\n" not in pending:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
-                    return b""
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    return b""
-                pending += chunk
-        return pending.split(b"\n", 1)[0]
-
     def stop(self) -> None:
         """Close its stdin (it stops gracefully), then SIGTERM, then SIGKILL; safe twice."""
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for step in (self._close_stdin, self._terminate, self._kill):
-            step(proc)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(STOP_TIMEOUT_S)
-                break
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-    @staticmethod
-    def _close_stdin(proc: subprocess.Popen[bytes]) -> None:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-
-    @staticmethod
-    def _terminate(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        self._child.stop(STOP_TIMEOUT_S)
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._child.pid
 
 
 def _partner(given: dict[str, Any]) -> Any:
