@@ -14,6 +14,7 @@ import time
 import serial
 
 from rig.errors import RigError
+from rig.protocol import aflib
 from rig.protocol.decoder import ASR_TO_MCU, MCU_TO_ASR, Event, StreamDecoder
 from rig.protocol.transcript import Transcript
 
@@ -98,7 +99,7 @@ class HandoffRecorder:
             transcript = self.wait_for(
                 lambda t: t.version_written(image_type, version_id) is not None,
                 timeout_s,
-                what=f"the version write of {version_id} to attribute {2000 + image_type}",
+                what=f"the version write of {version_id} to {aflib.version_attribute(image_type)}",
             )
         except SnifferError:
             transcript = self.transcript()
